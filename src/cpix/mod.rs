@@ -1,0 +1,1 @@
+//! CPIX document model, reader and writer.

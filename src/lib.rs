@@ -1,0 +1,13 @@
+//! cpixd: a DRM key server speaking SPEKE 1.0/2.0 and DASH-IF CPIX.
+//!
+//! The pure core (`ids`, `cpix`, `crypto`, `drm`, `speke`) turns the bytes of
+//! a key request into the bytes of a filled response without any I/O.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cpix;
+pub mod crypto;
+pub mod drm;
+pub mod ids;
+pub mod speke;

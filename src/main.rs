@@ -1,0 +1,3 @@
+//! The `cpixd` command line.
+
+fn main() {}
