@@ -1,0 +1,419 @@
+//! Serialises the CPIX model: schema order at every level, one set of
+//! namespace declarations on the root (`cpix`, `pskc`, and whichever other
+//! namespaces the document uses), verbatim elements written back as read.
+
+use super::model::*;
+use super::xml::{escape_attr_into, escape_text_into, Attribute, Element, Node, Ns};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+/// How to lay out the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Indent nested elements by this many spaces; `None` writes one line.
+    pub indent: Option<usize>,
+    /// Start with `<?xml version="1.0" encoding="UTF-8"?>`.
+    pub xml_declaration: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            indent: Some(2),
+            xml_declaration: true,
+        }
+    }
+}
+
+/// Namespace → prefix bindings declared on the root.
+struct Prefixes(Vec<(Ns, String)>);
+
+impl Prefixes {
+    fn get(&self, ns: &Ns) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == ns)
+            .map(|(_, p)| p.as_str())
+    }
+
+    fn bind(&mut self, ns: &Ns, hint: Option<&str>) {
+        if matches!(ns, Ns::None | Ns::Xml) || self.get(ns).is_some() {
+            return;
+        }
+        let taken = |p: &str, list: &Vec<(Ns, String)>| list.iter().any(|(_, q)| q == p);
+        let prefix = match ns.preferred_prefix().or(hint) {
+            Some(p)
+                if !taken(p, &self.0)
+                    && !p.eq_ignore_ascii_case("xml")
+                    && !p.starts_with("xmlns") =>
+            {
+                p.to_owned()
+            }
+            _ => (1..)
+                .map(|i| format!("ns{i}"))
+                .find(|p| !taken(p, &self.0))
+                .unwrap_or_default(),
+        };
+        self.0.push((ns.clone(), prefix));
+    }
+
+    fn bind_element(&mut self, e: &Element) {
+        e.walk(&mut |el| {
+            self.bind(&el.ns, el.prefix.as_deref());
+            for a in &el.attributes {
+                self.bind(&a.ns, a.prefix.as_deref());
+            }
+        });
+    }
+
+    fn bind_attrs(&mut self, attrs: &[Attribute]) {
+        for a in attrs {
+            self.bind(&a.ns, a.prefix.as_deref());
+        }
+    }
+
+    /// Collects every namespace the document needs, `cpix` and `pskc` first.
+    fn for_document(doc: &Document) -> Prefixes {
+        let mut p = Prefixes(Vec::with_capacity(6));
+        p.bind(&Ns::Cpix, None);
+        p.bind(&Ns::Pskc, None);
+        p.bind_attrs(&doc.attributes);
+        for dd in doc.recipients() {
+            p.bind_attrs(&dd.attributes);
+            p.bind_element(&dd.delivery_key);
+            dd.document_keys.iter().for_each(|e| p.bind_element(e));
+            dd.mac_method.iter().for_each(|e| p.bind_element(e));
+            dd.other.iter().for_each(|e| p.bind_element(e));
+        }
+        for k in doc.keys() {
+            p.bind_attrs(&k.attributes);
+            k.leading.iter().for_each(|e| p.bind_element(e));
+            k.trailing.iter().for_each(|e| p.bind_element(e));
+            if let Some(SecretValue::Encrypted(_)) = k.data.as_ref().and_then(|d| d.value.as_ref())
+            {
+                p.bind(&Ns::Enc, None);
+            }
+        }
+        for d in doc.systems() {
+            p.bind_attrs(&d.attributes);
+            d.extensions.iter().for_each(|e| p.bind_element(e));
+        }
+        doc.period_items().iter().for_each(|e| p.bind_element(&e.0));
+        doc.rules().iter().for_each(|e| p.bind_element(&e.0));
+        doc.update_history.iter().for_each(|e| p.bind_element(e));
+        doc.signatures.iter().for_each(|e| p.bind_element(e));
+        doc.extensions.iter().for_each(|e| p.bind_element(e));
+        p
+    }
+}
+
+struct Out<'p> {
+    s: String,
+    indent: Option<usize>,
+    depth: usize,
+    prefixes: &'p Prefixes,
+}
+
+impl Out<'_> {
+    fn newline(&mut self) {
+        if let Some(n) = self.indent {
+            self.s.push('\n');
+            for _ in 0..n * self.depth {
+                self.s.push(' ');
+            }
+        }
+    }
+
+    fn name(&mut self, ns: &Ns, local: &str) {
+        if let Some(p) = self.prefixes.get(ns) {
+            self.s.push_str(p);
+            self.s.push(':');
+        } else if *ns == Ns::Xml {
+            self.s.push_str("xml:");
+        }
+        self.s.push_str(local);
+    }
+
+    fn attr(&mut self, ns: &Ns, local: &str, value: &str) {
+        self.s.push(' ');
+        self.name(ns, local);
+        self.s.push_str("=\"");
+        escape_attr_into(value, &mut self.s);
+        self.s.push('"');
+    }
+
+    fn attrs(&mut self, attrs: &[Attribute]) {
+        for a in attrs {
+            self.attr(&a.ns, &a.local, &a.value);
+        }
+    }
+
+    /// Writes `<name attrs` on a new line; the caller closes the tag.
+    fn open(&mut self, ns: &Ns, local: &str) {
+        if self.depth > 0 || !self.s.is_empty() {
+            self.newline();
+        }
+        self.s.push('<');
+        self.name(ns, local);
+    }
+
+    /// Closes the start tag of an element that will have element children.
+    fn begin_children(&mut self) {
+        self.s.push('>');
+        self.depth += 1;
+    }
+
+    fn end_children(&mut self, ns: &Ns, local: &str) {
+        self.depth -= 1;
+        self.newline();
+        self.s.push_str("</");
+        self.name(ns, local);
+        self.s.push('>');
+    }
+
+    /// Finishes an open start tag as a text-only element (self-closing when empty).
+    fn finish_text(&mut self, ns: &Ns, local: &str, text: &str) {
+        if text.is_empty() {
+            self.s.push_str("/>");
+        } else {
+            self.s.push('>');
+            escape_text_into(text, &mut self.s);
+            self.s.push_str("</");
+            self.name(ns, local);
+            self.s.push('>');
+        }
+    }
+
+    fn leaf(&mut self, ns: &Ns, local: &str, attrs: &[Attribute], text: &str) {
+        self.open(ns, local);
+        self.attrs(attrs);
+        self.finish_text(ns, local, text);
+    }
+
+    /// Writes a verbatim element. Mixed content is written without added
+    /// whitespace so its text stays exact.
+    fn element(&mut self, e: &Element) {
+        self.open(&e.ns, &e.local);
+        self.attrs(&e.attributes);
+        let has_elements = e.children.iter().any(|n| matches!(n, Node::Element(_)));
+        let has_text = e.children.iter().any(|n| matches!(n, Node::Text(_)));
+        if !has_elements {
+            self.finish_text(&e.ns, &e.local, &e.text());
+        } else if has_text {
+            let saved = self.indent.take();
+            self.s.push('>');
+            for n in &e.children {
+                match n {
+                    Node::Element(c) => self.element(c),
+                    Node::Text(t) => escape_text_into(t, &mut self.s),
+                }
+            }
+            self.s.push_str("</");
+            self.name(&e.ns, &e.local);
+            self.s.push('>');
+            self.indent = saved;
+        } else {
+            self.begin_children();
+            for c in e.elements() {
+                self.element(c);
+            }
+            self.end_children(&e.ns, &e.local);
+        }
+    }
+
+    fn list<T>(&mut self, local: &str, list: &List<T>, mut item: impl FnMut(&mut Self, &T)) {
+        self.open(&Ns::Cpix, local);
+        self.attrs(&list.attributes);
+        if list.items.is_empty() {
+            self.s.push_str("/>");
+            return;
+        }
+        self.begin_children();
+        for i in &list.items {
+            item(self, i);
+        }
+        self.end_children(&Ns::Cpix, local);
+    }
+
+    fn key_data(&mut self, data: &KeyData) {
+        self.open(&Ns::Cpix, "Data");
+        self.begin_children();
+        self.open(&Ns::Pskc, "Secret");
+        self.begin_children();
+        match &data.value {
+            Some(SecretValue::Plain(bytes)) => {
+                self.open(&Ns::Pskc, "PlainValue");
+                self.s.push('>');
+                STANDARD.encode_string(bytes.expose(), &mut self.s);
+                self.s.push_str("</");
+                self.name(&Ns::Pskc, "PlainValue");
+                self.s.push('>');
+            }
+            Some(SecretValue::Encrypted(ev)) => {
+                self.open(&Ns::Pskc, "EncryptedValue");
+                self.begin_children();
+                if let Some(alg) = &ev.algorithm {
+                    self.open(&Ns::Enc, "EncryptionMethod");
+                    self.attr(&Ns::None, "Algorithm", alg);
+                    self.s.push_str("/>");
+                }
+                self.open(&Ns::Enc, "CipherData");
+                self.begin_children();
+                self.leaf(
+                    &Ns::Enc,
+                    "CipherValue",
+                    &[],
+                    &STANDARD.encode(&ev.cipher_value),
+                );
+                self.end_children(&Ns::Enc, "CipherData");
+                self.end_children(&Ns::Pskc, "EncryptedValue");
+            }
+            None => {}
+        }
+        if let Some(mac) = &data.value_mac {
+            self.leaf(&Ns::Pskc, "ValueMAC", &[], &STANDARD.encode(mac));
+        }
+        self.end_children(&Ns::Pskc, "Secret");
+        self.end_children(&Ns::Cpix, "Data");
+    }
+
+    fn content_key(&mut self, k: &ContentKey) {
+        self.open(&Ns::Cpix, "ContentKey");
+        self.attr(&Ns::None, "kid", &k.kid.to_string());
+        self.attrs(&k.attributes);
+        if k.leading.is_empty() && k.data.is_none() && k.trailing.is_empty() {
+            self.s.push_str("/>");
+            return;
+        }
+        self.begin_children();
+        k.leading.iter().for_each(|e| self.element(e));
+        if let Some(d) = &k.data {
+            self.key_data(d);
+        }
+        k.trailing.iter().for_each(|e| self.element(e));
+        self.end_children(&Ns::Cpix, "ContentKey");
+    }
+
+    fn signal(&mut self, local: &str, s: &Signal) {
+        self.leaf(&Ns::Cpix, local, &s.attributes, &s.value);
+    }
+
+    fn drm_system(&mut self, d: &DrmSystem) {
+        self.open(&Ns::Cpix, "DRMSystem");
+        self.attr(&Ns::None, "kid", &d.kid.to_string());
+        self.attr(&Ns::None, "systemId", &d.system_id.to_string());
+        self.attrs(&d.attributes);
+        let empty = d.pssh.is_none()
+            && d.content_protection_data.is_none()
+            && d.uri_ext_x_key.is_none()
+            && d.hls_signaling_data.is_empty()
+            && d.smooth_streaming.is_none()
+            && d.hds_signaling_data.is_none()
+            && d.extensions.is_empty();
+        if empty {
+            self.s.push_str("/>");
+            return;
+        }
+        self.begin_children();
+        if let Some(s) = &d.pssh {
+            self.signal("PSSH", s);
+        }
+        if let Some(s) = &d.content_protection_data {
+            self.signal("ContentProtectionData", s);
+        }
+        if let Some(s) = &d.uri_ext_x_key {
+            self.signal("URIExtXKey", s);
+        }
+        for s in &d.hls_signaling_data {
+            self.signal("HLSSignalingData", s);
+        }
+        if let Some(s) = &d.smooth_streaming {
+            self.signal("SmoothStreamingProtectionHeaderData", s);
+        }
+        if let Some(s) = &d.hds_signaling_data {
+            self.signal("HDSSignalingData", s);
+        }
+        d.extensions.iter().for_each(|e| self.element(e));
+        self.end_children(&Ns::Cpix, "DRMSystem");
+    }
+
+    fn delivery_data(&mut self, dd: &DeliveryData) {
+        self.open(&Ns::Cpix, "DeliveryData");
+        self.attrs(&dd.attributes);
+        self.begin_children();
+        self.element(&dd.delivery_key);
+        dd.document_keys.iter().for_each(|e| self.element(e));
+        dd.mac_method.iter().for_each(|e| self.element(e));
+        dd.other.iter().for_each(|e| self.element(e));
+        self.end_children(&Ns::Cpix, "DeliveryData");
+    }
+}
+
+/// Serialises `doc` as UTF-8 XML.
+pub fn write(doc: &Document, opts: &WriteOptions) -> String {
+    let prefixes = Prefixes::for_document(doc);
+    let mut out = Out {
+        s: String::with_capacity(estimate_size(doc)),
+        indent: opts.indent,
+        depth: 0,
+        prefixes: &prefixes,
+    };
+    if opts.xml_declaration {
+        out.s.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    }
+    out.open(&Ns::Cpix, "CPIX");
+    for (ns, prefix) in &prefixes.0 {
+        out.s.push_str(" xmlns:");
+        out.s.push_str(prefix);
+        out.s.push_str("=\"");
+        escape_attr_into(ns.uri(), &mut out.s);
+        out.s.push('"');
+    }
+    out.attrs(&doc.attributes);
+    out.begin_children();
+    if let Some(l) = &doc.delivery_data {
+        out.list("DeliveryDataList", l, Out::delivery_data);
+    }
+    if let Some(l) = &doc.content_keys {
+        out.list("ContentKeyList", l, Out::content_key);
+    }
+    if let Some(l) = &doc.drm_systems {
+        out.list("DRMSystemList", l, Out::drm_system);
+    }
+    if let Some(l) = &doc.periods {
+        out.list("ContentKeyPeriodList", l, |o, p| o.element(&p.0));
+    }
+    if let Some(l) = &doc.usage_rules {
+        out.list("ContentKeyUsageRuleList", l, |o, r| o.element(&r.0));
+    }
+    if let Some(e) = &doc.update_history {
+        out.element(e);
+    }
+    doc.signatures.iter().for_each(|e| out.element(e));
+    doc.extensions.iter().for_each(|e| out.element(e));
+    out.end_children(&Ns::Cpix, "CPIX");
+    if opts.indent.is_some() {
+        out.s.push('\n');
+    }
+    out.s
+}
+
+/// A generous guess of the output size, so the buffer is allocated once.
+fn estimate_size(doc: &Document) -> usize {
+    let signals: usize = doc
+        .systems()
+        .iter()
+        .map(|d| {
+            let len = |s: &Option<Signal>| s.as_ref().map_or(0, |s| s.value.len());
+            256 + len(&d.pssh)
+                + len(&d.content_protection_data)
+                + len(&d.uri_ext_x_key)
+                + len(&d.smooth_streaming)
+                + d.hls_signaling_data
+                    .iter()
+                    .map(|s| s.value.len() + 64)
+                    .sum::<usize>()
+        })
+        .sum();
+    1024 + doc.keys().len() * 320 + signals + (doc.rules().len() + doc.period_items().len()) * 256
+}

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests: locating the project fixtures
+//! and the team's `shared/` reference data beside the checkout.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The crate root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `fixtures/` inside the project.
+pub fn fixtures() -> PathBuf {
+    root().join("fixtures")
+}
+
+/// `../shared/<sub>` beside the checkout, or `None` (with a printed reason)
+/// when it is absent: such tests then check nothing and say so.
+pub fn shared(sub: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CPIXD_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("..").join("shared"))
+        .join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIP: {} not found (reference data lives beside the checkout; set CPIXD_SHARED_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Reads a file, panicking with its path on failure.
+pub fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
