@@ -52,7 +52,13 @@ impl Scheme {
 
     /// The four-character code as a big-endian integer (Widevine `protection_scheme`).
     pub fn fourcc_u32(self) -> u32 {
-        u32::from_be_bytes(*self.fourcc().as_bytes().first_chunk::<4>().unwrap_or(&[0; 4]))
+        u32::from_be_bytes(
+            *self
+                .fourcc()
+                .as_bytes()
+                .first_chunk::<4>()
+                .unwrap_or(&[0; 4]),
+        )
     }
 
     /// True for the AES-CBC schemes.
