@@ -116,7 +116,11 @@ mod tests {
 
     #[test]
     fn seeded_random_is_reproducible_and_seed_dependent() {
-        let (a, b, c) = (SeededRandom::new(7), SeededRandom::new(7), SeededRandom::new(8));
+        let (a, b, c) = (
+            SeededRandom::new(7),
+            SeededRandom::new(7),
+            SeededRandom::new(8),
+        );
         let (mut x, mut y, mut z) = ([0u8; 32], [0u8; 32], [0u8; 32]);
         a.fill(&mut x);
         b.fill(&mut y);
@@ -128,7 +132,9 @@ mod tests {
     #[test]
     fn aes_ecb_matches_fips197() {
         // FIPS-197 appendix C.1
-        let key = ContentKey::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
+        let key = ContentKey::from_bytes(
+            *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f",
+        );
         let pt = *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff";
         let ct = aes128_ecb_encrypt_block(&key, &pt);
         assert_eq!(

@@ -261,8 +261,7 @@ impl SystemId {
     /// HLS AES-128 ("ClearKey AES-128") as used by SPEKE 2.0 and MediaPackage v2.
     pub const HLS_AES128: SystemId = SystemId(hex16(*b"3ea8778f77424bf9b18be834b2acbd47"));
     /// HLS AES-128 pseudo id used in the SPEKE 1.0 examples (not registered).
-    pub const HLS_AES128_SPEKE_V1: SystemId =
-        SystemId(hex16(*b"81376844f976481ea84ecc25d39b0b33"));
+    pub const HLS_AES128_SPEKE_V1: SystemId = SystemId(hex16(*b"81376844f976481ea84ecc25d39b0b33"));
     /// Irdeto.
     pub const IRDETO: SystemId = SystemId(hex16(*b"80a6be7e14484c379e70d5aebe04c8d2"));
 
@@ -393,7 +392,10 @@ mod tests {
         let k = KeyId::parse_uuid("f81d4fae-7dec-11d0-a765-00a0c91e6bf6").unwrap();
         assert_eq!(k.to_playready_base64(), "rk8d+Ox90BGnZQCgyR5r9g==");
         assert_eq!(k.to_base64(), "+B1Prn3sEdCnZQCgyR5r9g==");
-        assert_eq!(swap_guid_bytes(swap_guid_bytes(*k.as_bytes())), *k.as_bytes());
+        assert_eq!(
+            swap_guid_bytes(swap_guid_bytes(*k.as_bytes())),
+            *k.as_bytes()
+        );
     }
 
     #[test]
@@ -457,7 +459,10 @@ mod tests {
     fn content_id_rules() {
         assert!(ContentId::new("channel-1").is_ok());
         assert_eq!(ContentId::new(" "), Err(ContentIdError::Empty));
-        assert_eq!(ContentId::new("a\nb"), Err(ContentIdError::ControlCharacter));
+        assert_eq!(
+            ContentId::new("a\nb"),
+            Err(ContentIdError::ControlCharacter)
+        );
         assert_eq!(
             ContentId::new(&"x".repeat(1025)),
             Err(ContentIdError::TooLong)
