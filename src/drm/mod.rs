@@ -11,6 +11,8 @@ pub mod pssh;
 pub mod widevine;
 
 use crate::ids::{KeyId, SystemId};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -85,6 +87,18 @@ pub enum DrmError {
     /// Widevine PSSH data is not a valid protobuf message.
     #[error("malformed Widevine PSSH data: {0}")]
     MalformedWidevine(String),
+    /// A W3C ClearKey licence request is not the expected JSON.
+    #[error("malformed ClearKey licence request: {0}")]
+    MalformedClearKey(String),
+    /// An HLS `#EXT-X-KEY` / `#EXT-X-SESSION-KEY` line is malformed.
+    #[error("malformed HLS key tag: {0}")]
+    MalformedHls(String),
+    /// Signalling for this system needs at least one key id.
+    #[error("{system} signalling needs at least one key id")]
+    NoKeyIds {
+        /// System name.
+        system: &'static str,
+    },
     /// Base64 text could not be decoded.
     #[error("invalid base64: {0}")]
     Base64(String),
@@ -232,9 +246,7 @@ pub fn expand_template(
             "content_id" => percent_encode_into(vars.content_id, &mut out),
             "iv_hex" => {
                 if let Some(iv) = vars.iv {
-                    for b in iv {
-                        out.push_str(&format!("{b:02x}"));
-                    }
+                    push_hex(iv, &mut out);
                 }
             }
             other => {
@@ -258,6 +270,151 @@ fn percent_encode_into(s: &str, out: &mut String) {
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
+    }
+}
+
+/// Standard padded base64 (RFC 4648 §4) of `bytes`.
+pub fn base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Appends standard padded base64 of `bytes` to `out`.
+pub fn base64_into(bytes: &[u8], out: &mut String) {
+    STANDARD.encode_string(bytes, out);
+}
+
+/// Appends unpadded base64url (RFC 4648 §5) of `bytes` to `out`.
+pub fn base64url_into(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
+/// Decodes standard padded base64, ignoring ASCII whitespace (line breaks).
+pub fn base64_decode(text: &str) -> Result<Vec<u8>, DrmError> {
+    let result = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = text.split_ascii_whitespace().collect();
+        STANDARD.decode(compact)
+    } else {
+        STANDARD.decode(text)
+    };
+    result.map_err(|e| DrmError::Base64(e.to_string()))
+}
+
+/// Appends `text` to `out` with the five XML metacharacters escaped (once).
+pub fn xml_escape_into(text: &str, out: &mut String) {
+    let mut rest = text;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        let (plain, tail) = rest.split_at(i);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        out.push_str(match chars.next() {
+            Some('&') => "&amp;",
+            Some('<') => "&lt;",
+            Some('>') => "&gt;",
+            Some('"') => "&quot;",
+            _ => "&apos;",
+        });
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+}
+
+/// Appends lowercase hex digits of `bytes` to `out`.
+pub(crate) fn push_hex(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+/// Expands a URI template and checks the result: it must start with one of
+/// `schemes`, have something after it, and hold no whitespace, control
+/// character or `"` (it ends up in a quoted HLS attribute and in XML).
+pub(crate) fn expand_uri(
+    template: &str,
+    vars: &TemplateVars<'_>,
+    setting: &'static str,
+    schemes: &[&str],
+) -> Result<String, DrmError> {
+    let uri = expand_template(template, vars, setting)?;
+    let invalid = |reason: String| DrmError::InvalidSetting { setting, reason };
+    let Some(rest) = schemes.iter().find_map(|s| uri.strip_prefix(s)) else {
+        return Err(invalid(format!("must start with {}", schemes.join(" or "))));
+    };
+    if rest.is_empty() {
+        return Err(invalid("nothing after the scheme".to_owned()));
+    }
+    if uri
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    {
+        return Err(invalid(
+            "contains whitespace, a control character or '\"'".to_owned(),
+        ));
+    }
+    Ok(uri)
+}
+
+/// A panic-free forward reader over untrusted bytes; every read returns
+/// `None` instead of running past the end.
+pub(crate) struct ByteReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> ByteReader<'a> {
+    /// Starts reading at the beginning of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        ByteReader { rest: bytes }
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    /// True when everything has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// Reads the next `N` bytes.
+    pub(crate) fn array<const N: usize>(&mut self) -> Option<&'a [u8; N]> {
+        let (head, tail) = self.rest.split_first_chunk::<N>()?;
+        self.rest = tail;
+        Some(head)
+    }
+
+    /// Reads the next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.rest.split_at_checked(n)?;
+        self.rest = tail;
+        Some(head)
+    }
+
+    /// Reads everything that is left.
+    pub(crate) fn take_rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.rest)
+    }
+
+    /// Reads one byte.
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(|b| b[0])
+    }
+
+    /// Reads a little-endian `u16`.
+    pub(crate) fn u16_le(&mut self) -> Option<u16> {
+        self.array().copied().map(u16::from_le_bytes)
+    }
+
+    /// Reads a big-endian `u32`.
+    pub(crate) fn u32_be(&mut self) -> Option<u32> {
+        self.array().copied().map(u32::from_be_bytes)
+    }
+
+    /// Reads a little-endian `u32`.
+    pub(crate) fn u32_le(&mut self) -> Option<u32> {
+        self.array().copied().map(u32::from_le_bytes)
     }
 }
 
@@ -293,6 +450,246 @@ impl DrmKind {
     }
 }
 
+/// Human-readable, multi-line description of one or more concatenated
+/// `pssh` boxes, or of a bare PlayReady Object (for `cpixd pssh decode`).
+/// Structural errors are returned; undecodable system data is described.
+pub fn describe_pssh(bytes: &[u8]) -> Result<String, DrmError> {
+    let described = if bytes.get(4..8) == Some(b"pssh".as_slice()) {
+        Described::Boxes(pssh::PsshBox::parse_all(bytes)?)
+    } else {
+        let records = playready::parse_object(bytes).map_err(|e| {
+            DrmError::MalformedPssh(format!("neither a pssh box nor a PlayReady Object ({e})"))
+        })?;
+        Described::Object(bytes.len(), records)
+    };
+    Ok(described.to_string())
+}
+
+/// What [`describe_pssh`] found.
+enum Described {
+    /// One or more boxes.
+    Boxes(Vec<pssh::PsshBox>),
+    /// A bare PlayReady Object of the given length.
+    Object(usize, Vec<playready::ProRecord>),
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Described::Boxes(boxes) => {
+                for (i, b) in boxes.iter().enumerate() {
+                    describe_box(f, i + 1, boxes.len(), b)?;
+                }
+                Ok(())
+            }
+            Described::Object(len, records) => describe_pro(f, "", *len, records),
+        }
+    }
+}
+
+/// Describes one box.
+fn describe_box(f: &mut fmt::Formatter<'_>, n: usize, of: usize, b: &pssh::PsshBox) -> fmt::Result {
+    writeln!(
+        f,
+        "pssh box {n} of {of}: {} bytes, version {}",
+        b.encoded_len(),
+        b.version
+    )?;
+    let name = b.system_id.name().unwrap_or("unknown system");
+    writeln!(f, "  system id: {} ({name})", b.system_id)?;
+    if b.version != 0 {
+        writeln!(f, "  key ids in box header: {}", b.key_ids.len())?;
+        for kid in &b.key_ids {
+            writeln!(f, "    {kid}")?;
+        }
+    }
+    writeln!(f, "  data: {} bytes", b.data.len())?;
+    match b.system_id {
+        SystemId::WIDEVINE => describe_widevine(f, &b.data),
+        SystemId::PLAYREADY => match playready::parse_object(&b.data) {
+            Ok(records) => describe_pro(f, "  ", b.data.len(), &records),
+            Err(e) => writeln!(f, "  PlayReady Object: not decodable ({e})"),
+        },
+        _ if b.data.is_empty() => Ok(()),
+        _ => writeln!(f, "  data (hex): {}", HexPreview(&b.data)),
+    }
+}
+
+/// Describes Widevine PSSH data.
+fn describe_widevine(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
+    let d = match widevine::WidevinePsshData::decode(data) {
+        Ok(d) => d,
+        Err(e) => return writeln!(f, "  Widevine PSSH data: not decodable ({e})"),
+    };
+    writeln!(f, "  Widevine PSSH data:")?;
+    if let Some(a) = d.algorithm {
+        let name = match a {
+            0 => " (UNENCRYPTED)",
+            1 => " (AESCTR)",
+            _ => "",
+        };
+        writeln!(f, "    algorithm: {a}{name}")?;
+    }
+    for kid in &d.key_ids {
+        writeln!(f, "    key_id: {kid}")?;
+    }
+    if let Some(p) = &d.provider {
+        writeln!(f, "    provider: {p:?}")?;
+    }
+    if let Some(c) = &d.content_id {
+        match std::str::from_utf8(c) {
+            Ok(t) if !t.chars().any(char::is_control) => writeln!(f, "    content_id: {t:?}")?,
+            _ => writeln!(f, "    content_id (hex): {}", HexPreview(c))?,
+        }
+    }
+    for (name, value) in [("track_type", &d.track_type), ("policy", &d.policy)] {
+        if let Some(v) = value {
+            writeln!(f, "    {name}: {v:?}")?;
+        }
+    }
+    if let Some(i) = d.crypto_period_index {
+        writeln!(f, "    crypto_period_index: {i}")?;
+    }
+    if let Some(p) = d.protection_scheme {
+        let cc = p.to_be_bytes();
+        if cc.iter().all(u8::is_ascii_graphic) {
+            writeln!(
+                f,
+                "    protection_scheme: {} (0x{p:08x})",
+                cc.escape_ascii()
+            )?;
+        } else {
+            writeln!(f, "    protection_scheme: 0x{p:08x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Describes a PlayReady Object; lines are prefixed with `indent`.
+fn describe_pro(
+    f: &mut fmt::Formatter<'_>,
+    indent: &str,
+    len: usize,
+    records: &[playready::ProRecord],
+) -> fmt::Result {
+    writeln!(
+        f,
+        "{indent}PlayReady Object: {len} bytes, {} record(s)",
+        records.len()
+    )?;
+    for (i, r) in records.iter().enumerate() {
+        let kind = match r.record_type {
+            playready::RECORD_TYPE_HEADER => "PlayReady Header",
+            playready::RECORD_TYPE_ELS => "Embedded License Store",
+            _ => "unknown",
+        };
+        writeln!(
+            f,
+            "{indent}  record {}: type {} ({kind}), {} bytes",
+            i + 1,
+            r.record_type,
+            r.value.len()
+        )?;
+        if r.record_type == playready::RECORD_TYPE_HEADER {
+            describe_header(f, indent, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Describes the header in a type 1 PRO record.
+fn describe_header(
+    f: &mut fmt::Formatter<'_>,
+    indent: &str,
+    record: &playready::ProRecord,
+) -> fmt::Result {
+    let xml = match record.header_xml() {
+        Ok(xml) => xml,
+        Err(e) => return writeln!(f, "{indent}    header: not decodable ({e})"),
+    };
+    match playready::PlayReadyHeader::parse_xml(&xml) {
+        Ok(h) => {
+            writeln!(f, "{indent}    WRMHEADER version {}", h.version.as_str())?;
+            for k in &h.kids {
+                write!(
+                    f,
+                    "{indent}    kid: {} (VALUE {})",
+                    k.kid,
+                    k.kid.to_playready_base64()
+                )?;
+                if let Some(a) = k.algorithm {
+                    write!(f, ", ALGID {}", a.as_str())?;
+                }
+                if let Some(c) = &k.checksum {
+                    write!(f, ", CHECKSUM {}", base64(c))?;
+                }
+                writeln!(f)?;
+            }
+            let extras = [
+                ("LA_URL", &h.la_url),
+                ("LUI_URL", &h.lui_url),
+                ("DS_ID", &h.ds_id),
+                ("CUSTOMATTRIBUTES", &h.custom_attributes),
+                ("DECRYPTORSETUP", &h.decryptor_setup),
+            ];
+            for (name, value) in extras {
+                if let Some(v) = value {
+                    writeln!(f, "{indent}    {name}: {v}")?;
+                }
+            }
+        }
+        Err(e) => writeln!(f, "{indent}    header: not parseable ({e})")?,
+    }
+    writeln!(f, "{indent}    XML: {xml}")
+}
+
+/// Hex of at most 64 bytes, with `…` when there are more.
+struct HexPreview<'a>(&'a [u8]);
+
+impl fmt::Display for HexPreview<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.get(..64).unwrap_or(self.0);
+        for b in shown {
+            write!(f, "{b:02x}")?;
+        }
+        if shown.len() < self.0.len() {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Helpers shared by the unit tests of the DRM modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::crypto::ContentKey;
+    use crate::ids::KeyId;
+
+    /// Bytes from hex digits.
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        assert!(s.len() % 2 == 0, "odd hex length");
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+            .collect()
+    }
+
+    /// Bytes from standard base64, line breaks allowed.
+    pub(crate) fn b64(s: &str) -> Vec<u8> {
+        super::base64_decode(s).expect("valid base64")
+    }
+
+    /// A KID from its hyphenated UUID.
+    pub(crate) fn kid(s: &str) -> KeyId {
+        KeyId::parse_uuid(s).expect("valid UUID")
+    }
+
+    /// A content key from 32 hex digits.
+    pub(crate) fn content_key(s: &str) -> ContentKey {
+        ContentKey::from_slice(&hex(s)).expect("16-byte key")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +722,244 @@ mod tests {
         let err = expand_template("x{nope}", &vars, "fairplay.key_uri_template").unwrap_err();
         assert!(err.to_string().contains("fairplay.key_uri_template"));
         assert!(expand_template("x{kid", &vars, "t").is_err());
+    }
+
+    use test_util::b64;
+
+    // WV-6 followed by CM-3.
+    const WV6: &str = "AAAAanBzc2gAAAAA7e+LqXnWSs6jyCfc1R0h7QAAAEoIARIQeSIcblaNbb7Dji6sAtKZzRoNd2lkZXZpbmVfdGVzdCIfa2V5LWlkOmVTSWNibGFOYmI3RGppNnNBdEtaelE9PSoCU0QyAA==";
+    const CM3: &str = "AAAANHBzc2gBAAAAEHfv7MCyTQKs4zweUuL7SwAAAAExMjM0NTY3ODkwMTIzNDU2AAAAAA==";
+    // PR-6
+    const PR6: &str = "
+AAACfHBzc2gAAAAAmgTweZhAQoarkuZb4IhflQAAAlxcAgAAAQABAFICPABXAFIATQBIAEUAQQBE
+AEUAUgAgAHgAbQBsAG4AcwA9ACIAaAB0AHQAcAA6AC8ALwBzAGMAaABlAG0AYQBzAC4AbQBpAGMA
+cgBvAHMAbwBmAHQALgBjAG8AbQAvAEQAUgBNAC8AMgAwADAANwAvADAAMwAvAFAAbABhAHkAUgBl
+AGEAZAB5AEgAZQBhAGQAZQByACIAIAB2AGUAcgBzAGkAbwBuAD0AIgA0AC4AMAAuADAALgAwACIA
+PgA8AEQAQQBUAEEAPgA8AFAAUgBPAFQARQBDAFQASQBOAEYATwA+ADwASwBFAFkATABFAE4APgAx
+ADYAPAAvAEsARQBZAEwARQBOAD4APABBAEwARwBJAEQAPgBBAEUAUwBDAFQAUgA8AC8AQQBMAEcA
+SQBEAD4APAAvAFAAUgBPAFQARQBDAFQASQBOAEYATwA+ADwASwBJAEQAPgBUAGoANABJAEQAegBH
+ADQAUABVAHEAUgBmAHMANQA0AEIAMgA1AFUAcQBnAD0APQA8AC8ASwBJAEQAPgA8AEMASABFAEMA
+SwBTAFUATQA+AGsASgByAEQAMABMAEMAWAA0AGcAYwA9ADwALwBDAEgARQBDAEsAUwBVAE0APgA8
+AEwAQQBfAFUAUgBMAD4AaAB0AHQAcABzADoALwAvAGwAaQBjAC4AZQB4AGEAbQBwAGwAZQAuAGMA
+bwBtAC8AcAByADwALwBMAEEAXwBVAFIATAA+ADwALwBEAEEAVABBAD4APAAvAFcAUgBNAEgARQBB
+AEQARQBSAD4A";
+    const PR6_XML: &str = r#"<WRMHEADER xmlns="http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader" version="4.0.0.0"><DATA><PROTECTINFO><KEYLEN>16</KEYLEN><ALGID>AESCTR</ALGID></PROTECTINFO><KID>Tj4IDzG4PUqRfs54B25Uqg==</KID><CHECKSUM>kJrD0LCX4gc=</CHECKSUM><LA_URL>https://lic.example.com/pr</LA_URL></DATA></WRMHEADER>"#;
+
+    #[test]
+    fn describe_widevine_and_common_boxes() {
+        let mut bytes = b64(WV6);
+        bytes.extend(b64(CM3));
+        let expected = "\
+pssh box 1 of 2: 106 bytes, version 0
+  system id: edef8ba9-79d6-4ace-a3c8-27dcd51d21ed (Widevine)
+  data: 74 bytes
+  Widevine PSSH data:
+    algorithm: 1 (AESCTR)
+    key_id: 79221c6e-568d-6dbe-c38e-2eac02d299cd
+    provider: \"widevine_test\"
+    content_id: \"key-id:eSIcblaNbb7Dji6sAtKZzQ==\"
+    track_type: \"SD\"
+    policy: \"\"
+pssh box 2 of 2: 52 bytes, version 1
+  system id: 1077efec-c0b2-4d02-ace3-3c1e52e2fb4b (W3C Common PSSH)
+  key ids in box header: 1
+    31323334-3536-3738-3930-313233343536
+  data: 0 bytes
+";
+        assert_eq!(describe_pssh(&bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn describe_scheme_binary_content_id_and_unknown_system() {
+        // WV-2: protection_scheme cbcs.
+        let wv2 = b64("AAAASnBzc2gAAAAA7e+LqXnWSs6jyCfc1R0h7QAAACoSEGtleWlkMX5+fn5+fn5+fn4SEGtleWlkMn5+fn5+fn5+fn5I88aJmwY=");
+        let text = describe_pssh(&wv2).unwrap();
+        assert!(text.ends_with("    key_id: 6b657969-6432-7e7e-7e7e-7e7e7e7e7e7e\n    protection_scheme: cbcs (0x63626373)\n"), "{text}");
+
+        let data = widevine::WidevinePsshData {
+            content_id: Some(vec![0, 1, 0xff]),
+            ..Default::default()
+        };
+        let wv = pssh::PsshBox::v0(SystemId::WIDEVINE, data.encode()).to_bytes();
+        assert!(describe_pssh(&wv)
+            .unwrap()
+            .ends_with("    content_id (hex): 0001ff\n"));
+        let bad = pssh::PsshBox::v0(SystemId::WIDEVINE, vec![0x0b]).to_bytes();
+        assert!(describe_pssh(&bad)
+            .unwrap()
+            .contains("Widevine PSSH data: not decodable"));
+
+        let other = pssh::PsshBox::v0(SystemId::IRDETO, vec![0xab; 70]).to_bytes();
+        assert!(describe_pssh(&other).unwrap().ends_with(&format!(
+            "(Irdeto)\n  data: 70 bytes\n  data (hex): {}… (70 bytes)\n",
+            "ab".repeat(64)
+        )));
+    }
+
+    #[test]
+    fn describe_playready_box_and_bare_object() {
+        let bytes = b64(PR6);
+        let header = format!(
+            "PlayReady Object: 604 bytes, 1 record(s)
+  record 1: type 1 (PlayReady Header), 594 bytes
+    WRMHEADER version 4.0.0.0
+    kid: 0f083e4e-b831-4a3d-917e-ce78076e54aa (VALUE Tj4IDzG4PUqRfs54B25Uqg==), ALGID AESCTR, CHECKSUM kJrD0LCX4gc=
+    LA_URL: https://lic.example.com/pr
+    XML: {PR6_XML}
+"
+        );
+        let indented: String = header.lines().map(|l| format!("  {l}\n")).collect();
+        assert_eq!(
+            describe_pssh(&bytes).unwrap(),
+            format!(
+                "pssh box 1 of 1: 636 bytes, version 0
+  system id: 9a04f079-9840-4286-ab92-e65be0885f95 (PlayReady)
+  data: 604 bytes
+{indented}"
+            )
+        );
+        assert_eq!(describe_pssh(&bytes[32..]).unwrap(), header);
+    }
+
+    #[test]
+    fn describe_rejects_malformed_input() {
+        let mut bytes = b64(CM3);
+        bytes.push(0);
+        assert!(matches!(
+            describe_pssh(&bytes),
+            Err(DrmError::MalformedPssh(_))
+        ));
+        match describe_pssh(b"not a box and not a PlayReady Object") {
+            Err(DrmError::MalformedPssh(m)) => assert!(m.starts_with("neither a pssh box")),
+            other => panic!("{other:?}"),
+        }
+        assert!(describe_pssh(&[]).is_err());
+    }
+
+    #[test]
+    fn shared_text_helpers() {
+        let mut out = String::new();
+        xml_escape_into(r#"a&b<c>d"e'f&amp;"#, &mut out);
+        assert_eq!(out, "a&amp;b&lt;c&gt;d&quot;e&apos;f&amp;amp;");
+        let mut hex = String::new();
+        push_hex(&[0x00, 0x0f, 0xa0, 0xff], &mut hex);
+        assert_eq!(hex, "000fa0ff");
+        assert_eq!(base64(b"\xfb\xff"), "+/8=");
+        let mut url = String::new();
+        base64url_into(b"\xfb\xff", &mut url);
+        assert_eq!(url, "-_8");
+        assert_eq!(base64_decode("+/8=\n").unwrap(), b"\xfb\xff");
+        assert!(matches!(base64_decode("+/8"), Err(DrmError::Base64(_))));
+    }
+
+    mod properties {
+        use super::super::*;
+        use super::{b64, CM3, PR6, WV6};
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// Runs every parser on `bytes`; none may panic.
+        fn parse_everything(bytes: &[u8]) {
+            let _ = pssh::PsshBox::parse(bytes);
+            let _ = pssh::PsshBox::parse_all(bytes);
+            let _ = playready::parse_object(bytes);
+            let _ = playready::object_header_xml(bytes);
+            let _ = widevine::WidevinePsshData::decode(bytes);
+            let _ = clearkey::parse_license_request(bytes);
+            let _ = describe_pssh(bytes);
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                let _ = playready::PlayReadyHeader::parse_xml(text);
+                let _ = hls::parse_tag(text);
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn parsers_survive_random_bytes(bytes in vec(any::<u8>(), 0..400)) {
+                parse_everything(&bytes);
+            }
+
+            #[test]
+            fn parsers_survive_mutated_vectors(
+                which in 0usize..4,
+                edits in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let base = match which {
+                    0 => b64(WV6),
+                    1 => b64(CM3),
+                    2 => b64(PR6),
+                    _ => b64(PR6).split_off(32),
+                };
+                let mut bytes = base;
+                for (at, value) in edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = value;
+                }
+                bytes.truncate(cut.index(bytes.len() + 1));
+                parse_everything(&bytes);
+                if let Ok(xml) = playready::object_header_xml(&bytes) {
+                    let _ = playready::PlayReadyHeader::parse_xml(&xml);
+                }
+            }
+
+            #[test]
+            fn pssh_boxes_round_trip(
+                version in 0u8..=1,
+                kids in vec(any::<[u8; 16]>(), 0..5),
+                data in vec(any::<u8>(), 0..80),
+            ) {
+                let kids: Vec<KeyId> = kids.into_iter().map(KeyId::from_bytes).collect();
+                let b = if version == 0 {
+                    pssh::PsshBox::v0(SystemId::WIDEVINE, data)
+                } else {
+                    pssh::PsshBox::v1(SystemId::COMMON_PSSH, kids, data)
+                };
+                let bytes = b.to_bytes();
+                prop_assert_eq!(bytes.len(), b.encoded_len());
+                prop_assert_eq!(pssh::PsshBox::parse(&bytes), Ok(b));
+            }
+
+            #[test]
+            fn widevine_data_round_trips(
+                kids in vec(any::<[u8; 16]>(), 0..4),
+                provider in proptest::option::of("[a-z_]{0,20}"),
+                content_id in proptest::option::of(vec(any::<u8>(), 0..200)),
+                index in proptest::option::of(any::<u32>()),
+                scheme in proptest::option::of(any::<u32>()),
+            ) {
+                let data = widevine::WidevinePsshData {
+                    algorithm: None,
+                    key_ids: kids.into_iter().map(KeyId::from_bytes).collect(),
+                    provider,
+                    content_id,
+                    track_type: None,
+                    policy: None,
+                    crypto_period_index: index,
+                    protection_scheme: scheme,
+                };
+                prop_assert_eq!(widevine::WidevinePsshData::decode(&data.encode()), Ok(data));
+            }
+
+            #[test]
+            fn playready_headers_round_trip(
+                kids in vec(any::<[u8; 16]>(), 1..4),
+                cbc in any::<bool>(),
+                la_url in proptest::option::of("https://[a-z&<>\"']{1,20}"),
+            ) {
+                let keys: Vec<(KeyId, crate::crypto::ContentKey)> = kids
+                    .into_iter()
+                    .map(|k| (KeyId::from_bytes(k), crate::crypto::ContentKey::from_bytes(k)))
+                    .collect();
+                let refs: Vec<(KeyId, &crate::crypto::ContentKey)> =
+                    keys.iter().map(|(k, key)| (*k, key)).collect();
+                let settings = PlayReadySettings { la_url, ..Default::default() };
+                let scheme = if cbc { Scheme::Cbcs } else { Scheme::Cenc };
+                let header = playready::header_for(&refs, Some(scheme), &settings).unwrap();
+                let pro = playready::object(&header.to_xml()).unwrap();
+                let xml = playready::object_header_xml(&pro).unwrap();
+                prop_assert_eq!(playready::PlayReadyHeader::parse_xml(&xml), Ok(header));
+            }
+        }
     }
 }
