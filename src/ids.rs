@@ -22,29 +22,46 @@ impl IdError {
     }
 }
 
+/// Value of each byte as a hex digit, 0xFF for non-digits.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes 2·N hex digits into N bytes, `None` on any non-digit.
+fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> Option<()> {
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 15);
+    }
+    (bad & 0xF0 == 0).then_some(())
+}
+
 /// Parses exactly 36 characters `8-4-4-4-12` of hex digits (either case).
 fn parse_hyphenated(s: &str) -> Option<[u8; 16]> {
     let b = s.as_bytes();
-    if b.len() != 36 {
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut n = 0;
-    let mut i = 0;
-    while i < 36 {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if b[i] != b'-' {
-                return None;
-            }
-            i += 1;
-            continue;
-        }
-        let hi = hex_val(b[i])?;
-        let lo = hex_val(b[i + 1])?;
-        out[n] = (hi << 4) | lo;
-        n += 1;
-        i += 2;
-    }
+    decode_hex_into(&b[0..8], &mut out[0..4])?;
+    decode_hex_into(&b[9..13], &mut out[4..6])?;
+    decode_hex_into(&b[14..18], &mut out[6..8])?;
+    decode_hex_into(&b[19..23], &mut out[8..10])?;
+    decode_hex_into(&b[24..36], &mut out[10..16])?;
     Some(out)
 }
 
@@ -54,19 +71,8 @@ fn parse_hex32(s: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
-    }
+    decode_hex_into(b, &mut out)?;
     Some(out)
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -93,6 +99,18 @@ pub fn swap_guid_bytes(bytes: [u8; 16]) -> [u8; 16] {
     out[4..6].reverse();
     out[6..8].reverse();
     out
+}
+
+/// A UUID spelled out in a stack buffer: 36 ASCII bytes.
+#[derive(Clone, Copy)]
+pub struct UuidText([u8; 36]);
+
+impl UuidText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only hex digits and hyphens are ever written into the buffer.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Generates a 128-bit identifier type with the shared UUID spellings.
@@ -133,6 +151,13 @@ macro_rules! uuid_type {
                 self.to_string()
             }
 
+            /// Lowercase hyphenated UUID text in a stack buffer (no allocation).
+            pub fn uuid_text(&self) -> UuidText {
+                let mut buf = [0u8; 36];
+                write_hyphenated(&self.0, &mut buf);
+                UuidText(buf)
+            }
+
             /// 32 lowercase hex digits, no hyphens.
             pub fn to_hex(&self) -> String {
                 let mut s = String::with_capacity(32);
@@ -146,10 +171,7 @@ macro_rules! uuid_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut buf = [0u8; 36];
-                write_hyphenated(&self.0, &mut buf);
-                // The buffer only holds ASCII hex digits and hyphens.
-                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+                f.write_str(self.uuid_text().as_str())
             }
         }
 
@@ -212,7 +234,7 @@ impl KeyId {
 
     /// Standard padded base64 of the UUID-order bytes (`mspr:kid` style).
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
+        crate::b64::encode(&self.0)
     }
 
     /// Unpadded base64url of the UUID-order bytes (W3C ClearKey `kid`).
@@ -233,7 +255,7 @@ impl KeyId {
     /// Standard base64 of the little-endian GUID bytes: the PlayReady
     /// `<KID>` / `VALUE` spelling.
     pub fn to_playready_base64(&self) -> String {
-        STANDARD.encode(self.to_guid_le())
+        crate::b64::encode(&self.to_guid_le())
     }
 
     /// Parses the PlayReady spelling (base64 of little-endian GUID bytes).

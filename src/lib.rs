@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod b64;
+pub mod cli;
 pub mod cpix;
 pub mod crypto;
 pub mod drm;

@@ -15,10 +15,6 @@ pub use rules::{AudioFilter, BitrateFilter, Filter, PeriodView, UsageRuleView, V
 pub use writer::{write, WriteOptions};
 pub use xml::Limits;
 
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
-
 /// Everything that can be wrong with a CPIX document. Messages name the
 /// element and attribute involved and never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,26 +118,24 @@ pub fn parse(input: &[u8]) -> Result<Document, CpixError> {
     parse_with(input, &ReadOptions::default())
 }
 
-/// Parses a CPIX document.
+/// Parses a CPIX document and checks its structure, including the
+/// attributes of periods and usage-rule filters.
 pub fn parse_with(input: &[u8], opts: &ReadOptions) -> Result<Document, CpixError> {
+    let doc = parse_structure(input, opts)?;
+    validate::views(&doc)?;
+    Ok(doc)
+}
+
+/// Parses a CPIX document without typing its periods and usage rules, for
+/// callers that report problems there in their own terms (SPEKE 2 answers
+/// "Malformed encryption contract").
+pub fn parse_structure(input: &[u8], opts: &ReadOptions) -> Result<Document, CpixError> {
     let root = xml::parse_document(input, &opts.limits)?;
     reader::read(root)
 }
 
-const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
 /// Decodes base64 as found in CPIX: standard alphabet, whitespace and line
 /// breaks ignored, padding optional, non-zero trailing bits tolerated.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    if text.bytes().any(|b| b.is_ascii_whitespace()) {
-        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        LENIENT_B64.decode(compact).ok()
-    } else {
-        LENIENT_B64.decode(text).ok()
-    }
+    crate::b64::decode(text)
 }

@@ -2,11 +2,26 @@
 //! (required attributes, UUIDs, singleton children, HLS playlist rules).
 //! Children are matched by namespace URI and local name, in any order, so
 //! SPEKE 1.0 requests that put `speke:` elements before `PSSH` are accepted.
+//! Periods and usage rules are kept verbatim here; `validate::views` types them.
 
 use super::model::*;
 use super::xml::{Attribute, Element, Node, Ns};
 use super::{decode_base64, CpixError};
 use crate::ids::{KeyId, SystemId};
+use std::fmt::{self, Display};
+
+/// `List/Item[n]`, formatted only when an error needs it.
+struct ItemPath<'a> {
+    list: &'a str,
+    item: &'a str,
+    index: usize,
+}
+
+impl Display for ItemPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}[{}]", self.list, self.item, self.index)
+    }
+}
 
 fn take_elements(children: Vec<Node>) -> impl Iterator<Item = Element> {
     children.into_iter().filter_map(|n| match n {
@@ -30,35 +45,40 @@ fn take_attr(attrs: &mut Vec<Attribute>, name: &str) -> Option<String> {
 fn required_uuid<T>(
     attrs: &mut Vec<Attribute>,
     name: &'static str,
-    path: &str,
+    path: &dyn Display,
     parse: fn(&str) -> Result<T, crate::ids::IdError>,
 ) -> Result<T, CpixError> {
     let v = take_attr(attrs, name).ok_or_else(|| CpixError::MissingAttribute {
-        element: path.to_owned(),
+        element: path.to_string(),
         attribute: name,
     })?;
     parse(&v).map_err(|_| CpixError::InvalidAttribute {
-        element: path.to_owned(),
+        element: path.to_string(),
         attribute: name.to_owned(),
         value: truncate(&v),
         reason: "not a UUID".to_owned(),
     })
 }
 
-fn no_child_elements(e: &Element, path: &str) -> Result<(), CpixError> {
+fn no_child_elements(e: &Element, path: &dyn Display) -> Result<(), CpixError> {
     if e.elements().next().is_some() {
         return Err(CpixError::InvalidContent {
-            element: path.to_owned(),
+            element: path.to_string(),
             reason: "must hold text only".to_owned(),
         });
     }
     Ok(())
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, path: &str, name: &str) -> Result<(), CpixError> {
+fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    path: &dyn Display,
+    name: &str,
+) -> Result<(), CpixError> {
     if slot.is_some() {
         return Err(CpixError::Duplicate {
-            element: path.to_owned(),
+            element: path.to_string(),
             what: name.to_owned(),
         });
     }
@@ -70,7 +90,7 @@ fn set_once<T>(slot: &mut Option<T>, value: T, path: &str, name: &str) -> Result
 fn read_list<T>(
     list: Element,
     item: &str,
-    mut read: impl FnMut(Element, &str) -> Result<T, CpixError>,
+    mut read: impl FnMut(Element, &dyn Display) -> Result<T, CpixError>,
 ) -> Result<List<T>, CpixError> {
     let Element {
         local: list_name,
@@ -80,10 +100,14 @@ fn read_list<T>(
     } = list;
     let mut items = Vec::with_capacity(children.len());
     for (i, e) in take_elements(children).enumerate() {
-        let path = format!("{list_name}/{}[{}]", e.local, i + 1);
+        let path = ItemPath {
+            list: &list_name,
+            item,
+            index: i + 1,
+        };
         if !e.is(&Ns::Cpix, item) {
             return Err(CpixError::InvalidContent {
-                element: path,
+                element: format!("{list_name}/{}[{}]", e.local, i + 1),
                 reason: format!("unexpected element in {list_name}"),
             });
         }
@@ -92,24 +116,24 @@ fn read_list<T>(
     Ok(List { attributes, items })
 }
 
-fn read_signal(e: Element, path: &str) -> Result<Signal, CpixError> {
+fn read_signal(mut e: Element, path: &dyn Display) -> Result<Signal, CpixError> {
     no_child_elements(&e, path)?;
-    let value = e.text().into_owned();
+    let attributes = std::mem::take(&mut e.attributes);
     Ok(Signal {
-        attributes: e.attributes,
-        value,
+        attributes,
+        value: e.into_text(),
     })
 }
 
-fn read_base64(e: &Element, path: &str) -> Result<Vec<u8>, CpixError> {
+fn read_base64(e: &Element, path: &dyn Display) -> Result<Vec<u8>, CpixError> {
     no_child_elements(e, path)?;
     decode_base64(&e.text()).ok_or_else(|| CpixError::InvalidContent {
-        element: path.to_owned(),
+        element: path.to_string(),
         reason: "not valid base64".to_owned(),
     })
 }
 
-fn read_encrypted_value(e: Element, path: &str) -> Result<EncryptedValue, CpixError> {
+fn read_encrypted_value(e: Element, path: &dyn Display) -> Result<EncryptedValue, CpixError> {
     let mut algorithm = None;
     let mut cipher_value = None;
     for c in e.elements() {
@@ -117,21 +141,24 @@ fn read_encrypted_value(e: Element, path: &str) -> Result<EncryptedValue, CpixEr
             algorithm = c.attr("Algorithm").map(str::to_owned);
         } else if c.is(&Ns::Enc, "CipherData") {
             if let Some(cv) = c.child(&Ns::Enc, "CipherValue") {
-                cipher_value = Some(read_base64(cv, &format!("{path}/CipherData/CipherValue"))?);
+                cipher_value = Some(read_base64(
+                    cv,
+                    &format_args!("{path}/CipherData/CipherValue"),
+                )?);
             }
         }
     }
     Ok(EncryptedValue {
         algorithm,
         cipher_value: cipher_value.ok_or_else(|| CpixError::InvalidContent {
-            element: path.to_owned(),
+            element: path.to_string(),
             reason: "EncryptedValue without CipherData/CipherValue".to_owned(),
         })?,
     })
 }
 
 /// Reads `cpix:Data` (or any element holding a `pskc:Secret`).
-pub(super) fn read_key_data(data: Element, path: &str) -> Result<KeyData, CpixError> {
+pub(super) fn read_key_data(data: Element, path: &dyn Display) -> Result<KeyData, CpixError> {
     let mut out = KeyData {
         value: None,
         value_mac: None,
@@ -141,17 +168,17 @@ pub(super) fn read_key_data(data: Element, path: &str) -> Result<KeyData, CpixEr
         if !secret.is(&Ns::Pskc, "Secret") {
             continue;
         }
-        let spath = format!("{path}/Secret");
+        let spath = format_args!("{path}/Secret");
         if secret_seen {
             return Err(CpixError::Duplicate {
-                element: path.to_owned(),
+                element: path.to_string(),
                 what: "Secret".to_owned(),
             });
         }
         secret_seen = true;
         for c in take_elements(secret.children) {
             if c.is(&Ns::Pskc, "PlainValue") {
-                let bytes = read_base64(&c, &format!("{spath}/PlainValue"))?;
+                let bytes = read_base64(&c, &format_args!("{spath}/PlainValue"))?;
                 set_once(
                     &mut out.value,
                     SecretValue::Plain(SecretBytes::new(bytes)),
@@ -159,7 +186,7 @@ pub(super) fn read_key_data(data: Element, path: &str) -> Result<KeyData, CpixEr
                     "PlainValue/EncryptedValue",
                 )?;
             } else if c.is(&Ns::Pskc, "EncryptedValue") {
-                let ev = read_encrypted_value(c, &format!("{spath}/EncryptedValue"))?;
+                let ev = read_encrypted_value(c, &format_args!("{spath}/EncryptedValue"))?;
                 set_once(
                     &mut out.value,
                     SecretValue::Encrypted(ev),
@@ -167,7 +194,7 @@ pub(super) fn read_key_data(data: Element, path: &str) -> Result<KeyData, CpixEr
                     "PlainValue/EncryptedValue",
                 )?;
             } else if c.is(&Ns::Pskc, "ValueMAC") {
-                let mac = read_base64(&c, &format!("{spath}/ValueMAC"))?;
+                let mac = read_base64(&c, &format_args!("{spath}/ValueMAC"))?;
                 set_once(&mut out.value_mac, mac, &spath, "ValueMAC")?;
             }
         }
@@ -175,7 +202,7 @@ pub(super) fn read_key_data(data: Element, path: &str) -> Result<KeyData, CpixEr
     Ok(out)
 }
 
-fn read_content_key(e: Element, path: &str) -> Result<ContentKey, CpixError> {
+fn read_content_key(e: Element, path: &dyn Display) -> Result<ContentKey, CpixError> {
     let Element {
         mut attributes,
         children,
@@ -192,7 +219,7 @@ fn read_content_key(e: Element, path: &str) -> Result<ContentKey, CpixError> {
     let mut data_seen = false;
     for c in take_elements(children) {
         if c.is(&Ns::Cpix, "Data") {
-            let data = read_key_data(c, &format!("{path}/Data"))?;
+            let data = read_key_data(c, &format_args!("{path}/Data"))?;
             set_once(&mut key.data, data, path, "Data")?;
             data_seen = true;
         } else if data_seen {
@@ -204,7 +231,7 @@ fn read_content_key(e: Element, path: &str) -> Result<ContentKey, CpixError> {
     Ok(key)
 }
 
-fn read_drm_system(e: Element, path: &str) -> Result<DrmSystem, CpixError> {
+fn read_drm_system(e: Element, path: &dyn Display) -> Result<DrmSystem, CpixError> {
     let Element {
         mut attributes,
         children,
@@ -219,36 +246,31 @@ fn read_drm_system(e: Element, path: &str) -> Result<DrmSystem, CpixError> {
             d.extensions.push(c);
             continue;
         }
-        let cpath = format!("{path}/{}", c.local);
-        match c.local.as_str() {
-            "PSSH" => set_once(&mut d.pssh, read_signal(c, &cpath)?, path, "PSSH")?,
-            "ContentProtectionData" => set_once(
-                &mut d.content_protection_data,
-                read_signal(c, &cpath)?,
-                path,
-                "ContentProtectionData",
-            )?,
-            "URIExtXKey" => set_once(
-                &mut d.uri_ext_x_key,
-                read_signal(c, &cpath)?,
-                path,
-                "URIExtXKey",
-            )?,
-            "HLSSignalingData" => d.hls_signaling_data.push(read_signal(c, &cpath)?),
-            "SmoothStreamingProtectionHeaderData" => set_once(
-                &mut d.smooth_streaming,
-                read_signal(c, &cpath)?,
-                path,
-                "SmoothStreamingProtectionHeaderData",
-            )?,
-            "HDSSignalingData" => set_once(
-                &mut d.hds_signaling_data,
-                read_signal(c, &cpath)?,
-                path,
-                "HDSSignalingData",
-            )?,
-            _ => d.extensions.push(c),
-        }
+        let name: &'static str = match c.local.as_ref() {
+            "PSSH" => "PSSH",
+            "ContentProtectionData" => "ContentProtectionData",
+            "URIExtXKey" => "URIExtXKey",
+            "HLSSignalingData" => "HLSSignalingData",
+            "SmoothStreamingProtectionHeaderData" => "SmoothStreamingProtectionHeaderData",
+            "HDSSignalingData" => "HDSSignalingData",
+            _ => {
+                d.extensions.push(c);
+                continue;
+            }
+        };
+        let signal = read_signal(c, &format_args!("{path}/{name}"))?;
+        let slot = match name {
+            "HLSSignalingData" => {
+                d.hls_signaling_data.push(signal);
+                continue;
+            }
+            "PSSH" => &mut d.pssh,
+            "ContentProtectionData" => &mut d.content_protection_data,
+            "URIExtXKey" => &mut d.uri_ext_x_key,
+            "SmoothStreamingProtectionHeaderData" => &mut d.smooth_streaming,
+            _ => &mut d.hds_signaling_data,
+        };
+        set_once(slot, signal, path, name)?;
     }
     check_hls_playlists(&d, path)?;
     Ok(d)
@@ -256,7 +278,7 @@ fn read_drm_system(e: Element, path: &str) -> Result<DrmSystem, CpixError> {
 
 /// At most two `HLSSignalingData`, distinct `@playlist` values; one without
 /// `@playlist` must be the only one.
-fn check_hls_playlists(d: &DrmSystem, path: &str) -> Result<(), CpixError> {
+fn check_hls_playlists(d: &DrmSystem, path: &dyn Display) -> Result<(), CpixError> {
     let hls = &d.hls_signaling_data;
     let err = |reason: &str| CpixError::InvalidContent {
         element: format!("{path}/HLSSignalingData"),
@@ -281,7 +303,7 @@ fn check_hls_playlists(d: &DrmSystem, path: &str) -> Result<(), CpixError> {
     Ok(())
 }
 
-fn read_delivery_data(e: Element, path: &str) -> Result<DeliveryData, CpixError> {
+fn read_delivery_data(e: Element, path: &dyn Display) -> Result<DeliveryData, CpixError> {
     let Element {
         attributes,
         children,
@@ -292,7 +314,7 @@ fn read_delivery_data(e: Element, path: &str) -> Result<DeliveryData, CpixError>
     let mut mac_method = None;
     let mut other = Vec::new();
     for c in take_elements(children) {
-        match (&c.ns, c.local.as_str()) {
+        match (&c.ns, c.local.as_ref()) {
             (Ns::Cpix, "DeliveryKey") => set_once(&mut delivery_key, c, path, "DeliveryKey")?,
             (Ns::Cpix, "DocumentKey") => document_keys.push(c),
             (Ns::Cpix, "MACMethod") => set_once(&mut mac_method, c, path, "MACMethod")?,
@@ -302,7 +324,7 @@ fn read_delivery_data(e: Element, path: &str) -> Result<DeliveryData, CpixError>
     Ok(DeliveryData {
         attributes,
         delivery_key: delivery_key.ok_or_else(|| CpixError::InvalidContent {
-            element: path.to_owned(),
+            element: path.to_string(),
             reason: "DeliveryData without DeliveryKey".to_owned(),
         })?,
         document_keys,
@@ -329,37 +351,29 @@ pub fn read(root: Element) -> Result<Document, CpixError> {
     };
     for c in take_elements(children) {
         let name = c.local.clone();
-        match (&c.ns, name.as_str()) {
+        match (&c.ns, name.as_ref()) {
             (Ns::Cpix, "DeliveryDataList") => {
                 let l = read_list(c, "DeliveryData", read_delivery_data)?;
-                set_once(&mut doc.delivery_data, l, "CPIX", &name)?
+                set_once(&mut doc.delivery_data, l, &"CPIX", &name)?
             }
             (Ns::Cpix, "ContentKeyList") => {
                 let l = read_list(c, "ContentKey", read_content_key)?;
-                set_once(&mut doc.content_keys, l, "CPIX", &name)?
+                set_once(&mut doc.content_keys, l, &"CPIX", &name)?
             }
             (Ns::Cpix, "DRMSystemList") => {
                 let l = read_list(c, "DRMSystem", read_drm_system)?;
-                set_once(&mut doc.drm_systems, l, "CPIX", &name)?
+                set_once(&mut doc.drm_systems, l, &"CPIX", &name)?
             }
             (Ns::Cpix, "ContentKeyPeriodList") => {
-                let l = read_list(c, "ContentKeyPeriod", |e, path| {
-                    let p = ContentKeyPeriod(e);
-                    p.view(path)?;
-                    Ok(p)
-                })?;
-                set_once(&mut doc.periods, l, "CPIX", &name)?
+                let l = read_list(c, "ContentKeyPeriod", |e, _| Ok(ContentKeyPeriod(e)))?;
+                set_once(&mut doc.periods, l, &"CPIX", &name)?
             }
             (Ns::Cpix, "ContentKeyUsageRuleList") => {
-                let l = read_list(c, "ContentKeyUsageRule", |e, path| {
-                    let r = UsageRule(e);
-                    r.view(path)?;
-                    Ok(r)
-                })?;
-                set_once(&mut doc.usage_rules, l, "CPIX", &name)?
+                let l = read_list(c, "ContentKeyUsageRule", |e, _| Ok(UsageRule(e)))?;
+                set_once(&mut doc.usage_rules, l, &"CPIX", &name)?
             }
             (Ns::Cpix, "UpdateHistoryItemList") => {
-                set_once(&mut doc.update_history, c, "CPIX", &name)?
+                set_once(&mut doc.update_history, c, &"CPIX", &name)?
             }
             (Ns::Ds, "Signature") => doc.signatures.push(c),
             (Ns::Cpix, _) => {

@@ -7,14 +7,15 @@ use super::model::{ContentKeyPeriod, UsageRule};
 use super::xml::{Element, Ns};
 use super::CpixError;
 use crate::ids::KeyId;
+use std::fmt::Display;
 
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-fn invalid(element: &str, attribute: &str, value: &str, reason: &str) -> CpixError {
+fn invalid(element: &dyn Display, attribute: &str, value: &str, reason: &str) -> CpixError {
     CpixError::InvalidAttribute {
-        element: element.to_owned(),
+        element: element.to_string(),
         attribute: attribute.to_owned(),
         value: truncate(value),
         reason: reason.to_owned(),
@@ -22,7 +23,7 @@ fn invalid(element: &str, attribute: &str, value: &str, reason: &str) -> CpixErr
 }
 
 /// Parses an `xs:integer` that must be ≥ 0 and fit in a u64.
-fn parse_u64(element: &str, attribute: &str, v: &str) -> Result<u64, CpixError> {
+fn parse_u64(element: &dyn Display, attribute: &str, v: &str) -> Result<u64, CpixError> {
     let t = v.trim();
     let t = t.strip_prefix('+').unwrap_or(t);
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -32,13 +33,13 @@ fn parse_u64(element: &str, attribute: &str, v: &str) -> Result<u64, CpixError> 
         .map_err(|_| invalid(element, attribute, v, "integer out of range"))
 }
 
-fn opt_u64(el: &Element, path: &str, attribute: &str) -> Result<Option<u64>, CpixError> {
+fn opt_u64(el: &Element, path: &dyn Display, attribute: &str) -> Result<Option<u64>, CpixError> {
     el.attr(attribute)
         .map(|v| parse_u64(path, attribute, v))
         .transpose()
 }
 
-fn opt_bool(el: &Element, path: &str, attribute: &str) -> Result<Option<bool>, CpixError> {
+fn opt_bool(el: &Element, path: &dyn Display, attribute: &str) -> Result<Option<bool>, CpixError> {
     el.attr(attribute)
         .map(|v| match v.trim() {
             "true" | "1" => Ok(true),
@@ -49,7 +50,7 @@ fn opt_bool(el: &Element, path: &str, attribute: &str) -> Result<Option<bool>, C
 }
 
 fn check_range(
-    path: &str,
+    path: &dyn Display,
     min_name: &str,
     min: Option<u64>,
     max: Option<u64>,
@@ -57,7 +58,7 @@ fn check_range(
     if let (Some(lo), Some(hi)) = (min, max) {
         if lo > hi {
             return Err(CpixError::InvalidContent {
-                element: path.to_owned(),
+                element: path.to_string(),
                 reason: format!("{min_name} {lo} is greater than the maximum {hi}"),
             });
         }
@@ -89,7 +90,7 @@ impl ContentKeyPeriod {
     }
 
     /// The typed view; `path` names the element in errors.
-    pub fn view(&self, path: &str) -> Result<PeriodView<'_>, CpixError> {
+    pub fn view(&self, path: &dyn Display) -> Result<PeriodView<'_>, CpixError> {
         let e = &self.0;
         Ok(PeriodView {
             id: e.attr("id"),
@@ -226,17 +227,17 @@ impl Filter<'_> {
         }
     }
 
-    fn parse<'a>(e: &'a Element, path: &str) -> Result<Filter<'a>, CpixError> {
+    fn parse<'a>(e: &'a Element, path: &dyn Display) -> Result<Filter<'a>, CpixError> {
         if e.ns != Ns::Cpix {
             return Ok(Filter::Unknown(e));
         }
         let required = |name: &'static str| {
             e.attr(name).ok_or_else(|| CpixError::MissingAttribute {
-                element: path.to_owned(),
+                element: path.to_string(),
                 attribute: name,
             })
         };
-        Ok(match e.local.as_str() {
+        Ok(match e.local.as_ref() {
             "KeyPeriodFilter" => Filter::KeyPeriod {
                 period_id: required("periodId")?,
             },
@@ -271,7 +272,7 @@ impl Filter<'_> {
                 };
                 if b.min_bitrate.is_none() && b.max_bitrate.is_none() {
                     return Err(CpixError::InvalidContent {
-                        element: path.to_owned(),
+                        element: path.to_string(),
                         reason: "BitrateFilter needs minBitrate or maxBitrate".into(),
                     });
                 }
@@ -334,10 +335,10 @@ impl UsageRule {
     }
 
     /// The typed view; `path` names the element in errors.
-    pub fn view(&self, path: &str) -> Result<UsageRuleView<'_>, CpixError> {
+    pub fn view(&self, path: &dyn Display) -> Result<UsageRuleView<'_>, CpixError> {
         let e = &self.0;
         let kid_text = e.attr("kid").ok_or_else(|| CpixError::MissingAttribute {
-            element: path.to_owned(),
+            element: path.to_string(),
             attribute: "kid",
         })?;
         let kid = KeyId::parse_uuid(kid_text)
@@ -345,7 +346,7 @@ impl UsageRule {
         let filters = e
             .elements()
             .enumerate()
-            .map(|(i, f)| Filter::parse(f, &format!("{path}/{}[{}]", f.local, i + 1)))
+            .map(|(i, f)| Filter::parse(f, &format_args!("{path}/{}[{}]", f.local, i + 1)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(UsageRuleView {
             kid,
@@ -388,7 +389,7 @@ mod tests {
             <AudioFilter minChannels="3"/><BitrateFilter maxBitrate="4000000"/>
             <v:Custom x="y"/></ContentKeyUsageRule>"#
         ));
-        let v = r.view("rule").unwrap();
+        let v = r.view(&"rule").unwrap();
         assert_eq!(v.intended_track_type, Some("HD"));
         assert_eq!(v.filters.len(), 6);
         assert_eq!(v.filters[0], Filter::KeyPeriod { period_id: "p1" });
@@ -467,7 +468,7 @@ mod tests {
         ];
         for (xml, needle) in cases {
             let err = rule(&xml)
-                .view("ContentKeyUsageRuleList/ContentKeyUsageRule[1]")
+                .view(&"ContentKeyUsageRuleList/ContentKeyUsageRule[1]")
                 .unwrap_err();
             assert!(
                 err.to_string().contains(needle),
@@ -491,10 +492,10 @@ mod tests {
             Filter::Audio(AudioFilter::default()),
         ];
         let r = UsageRule::build(kid, Some("SD"), &filters);
-        let v = r.view("r").unwrap();
+        let v = r.view(&"r").unwrap();
         assert_eq!(v.kid, kid);
         assert_eq!(v.filters, filters);
         let p = ContentKeyPeriod::with_index("keyPeriod_1", 42);
-        assert_eq!(p.view("p").unwrap().index, Some(42));
+        assert_eq!(p.view(&"p").unwrap().index, Some(42));
     }
 }

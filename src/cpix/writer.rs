@@ -4,8 +4,7 @@
 
 use super::model::*;
 use super::xml::{escape_attr_into, escape_text_into, Attribute, Element, Node, Ns};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use crate::b64;
 
 /// How to lay out the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +77,17 @@ impl Prefixes {
         p.bind(&Ns::Cpix, None);
         p.bind(&Ns::Pskc, None);
         p.bind_attrs(&doc.attributes);
+        let list_attrs = [
+            doc.delivery_data.as_ref().map(|l| &l.attributes),
+            doc.content_keys.as_ref().map(|l| &l.attributes),
+            doc.drm_systems.as_ref().map(|l| &l.attributes),
+            doc.periods.as_ref().map(|l| &l.attributes),
+            doc.usage_rules.as_ref().map(|l| &l.attributes),
+        ];
+        list_attrs
+            .into_iter()
+            .flatten()
+            .for_each(|a| p.bind_attrs(a));
         for dd in doc.recipients() {
             p.bind_attrs(&dd.attributes);
             p.bind_element(&dd.delivery_key);
@@ -96,6 +106,18 @@ impl Prefixes {
         }
         for d in doc.systems() {
             p.bind_attrs(&d.attributes);
+            let signals = [
+                &d.pssh,
+                &d.content_protection_data,
+                &d.uri_ext_x_key,
+                &d.smooth_streaming,
+                &d.hds_signaling_data,
+            ];
+            signals
+                .into_iter()
+                .flatten()
+                .chain(&d.hls_signaling_data)
+                .for_each(|s| p.bind_attrs(&s.attributes));
             d.extensions.iter().for_each(|e| p.bind_element(e));
         }
         doc.period_items().iter().for_each(|e| p.bind_element(&e.0));
@@ -244,7 +266,7 @@ impl Out<'_> {
             Some(SecretValue::Plain(bytes)) => {
                 self.open(&Ns::Pskc, "PlainValue");
                 self.s.push('>');
-                STANDARD.encode_string(bytes.expose(), &mut self.s);
+                b64::encode_into(bytes.expose(), &mut self.s);
                 self.s.push_str("</");
                 self.name(&Ns::Pskc, "PlainValue");
                 self.s.push('>');
@@ -259,19 +281,14 @@ impl Out<'_> {
                 }
                 self.open(&Ns::Enc, "CipherData");
                 self.begin_children();
-                self.leaf(
-                    &Ns::Enc,
-                    "CipherValue",
-                    &[],
-                    &STANDARD.encode(&ev.cipher_value),
-                );
+                self.leaf(&Ns::Enc, "CipherValue", &[], &b64::encode(&ev.cipher_value));
                 self.end_children(&Ns::Enc, "CipherData");
                 self.end_children(&Ns::Pskc, "EncryptedValue");
             }
             None => {}
         }
         if let Some(mac) = &data.value_mac {
-            self.leaf(&Ns::Pskc, "ValueMAC", &[], &STANDARD.encode(mac));
+            self.leaf(&Ns::Pskc, "ValueMAC", &[], &b64::encode(mac));
         }
         self.end_children(&Ns::Pskc, "Secret");
         self.end_children(&Ns::Cpix, "Data");
@@ -279,7 +296,7 @@ impl Out<'_> {
 
     fn content_key(&mut self, k: &ContentKey) {
         self.open(&Ns::Cpix, "ContentKey");
-        self.attr(&Ns::None, "kid", &k.kid.to_string());
+        self.attr(&Ns::None, "kid", k.kid.uuid_text().as_str());
         self.attrs(&k.attributes);
         if k.leading.is_empty() && k.data.is_none() && k.trailing.is_empty() {
             self.s.push_str("/>");
@@ -300,8 +317,8 @@ impl Out<'_> {
 
     fn drm_system(&mut self, d: &DrmSystem) {
         self.open(&Ns::Cpix, "DRMSystem");
-        self.attr(&Ns::None, "kid", &d.kid.to_string());
-        self.attr(&Ns::None, "systemId", &d.system_id.to_string());
+        self.attr(&Ns::None, "kid", d.kid.uuid_text().as_str());
+        self.attr(&Ns::None, "systemId", d.system_id.uuid_text().as_str());
         self.attrs(&d.attributes);
         let empty = d.pssh.is_none()
             && d.content_protection_data.is_none()

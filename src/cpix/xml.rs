@@ -6,10 +6,113 @@
 
 use super::CpixError;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use std::borrow::Cow;
 use std::sync::Arc;
+
+/// A local name: the names CPIX documents use are static strings, so the
+/// common case allocates nothing.
+pub type Name = Cow<'static, str>;
+
+/// The static spelling of a name of the CPIX, PSKC, xmlenc, xmldsig or
+/// SPEKE vocabularies.
+fn known_name(bytes: &[u8]) -> Option<&'static str> {
+    Some(match bytes {
+        b"CPIX" => "CPIX",
+        b"DeliveryDataList" => "DeliveryDataList",
+        b"DeliveryData" => "DeliveryData",
+        b"DeliveryKey" => "DeliveryKey",
+        b"DocumentKey" => "DocumentKey",
+        b"MACMethod" => "MACMethod",
+        b"Description" => "Description",
+        b"SendingEntity" => "SendingEntity",
+        b"SenderPointOfContact" => "SenderPointOfContact",
+        b"ReceivingEntity" => "ReceivingEntity",
+        b"ContentKeyList" => "ContentKeyList",
+        b"ContentKey" => "ContentKey",
+        b"Data" => "Data",
+        b"Secret" => "Secret",
+        b"PlainValue" => "PlainValue",
+        b"EncryptedValue" => "EncryptedValue",
+        b"ValueMAC" => "ValueMAC",
+        b"EncryptionMethod" => "EncryptionMethod",
+        b"CipherData" => "CipherData",
+        b"CipherValue" => "CipherValue",
+        b"Key" => "Key",
+        b"DRMSystemList" => "DRMSystemList",
+        b"DRMSystem" => "DRMSystem",
+        b"PSSH" => "PSSH",
+        b"ContentProtectionData" => "ContentProtectionData",
+        b"URIExtXKey" => "URIExtXKey",
+        b"HLSSignalingData" => "HLSSignalingData",
+        b"SmoothStreamingProtectionHeaderData" => "SmoothStreamingProtectionHeaderData",
+        b"HDSSignalingData" => "HDSSignalingData",
+        b"ContentKeyPeriodList" => "ContentKeyPeriodList",
+        b"ContentKeyPeriod" => "ContentKeyPeriod",
+        b"ContentKeyUsageRuleList" => "ContentKeyUsageRuleList",
+        b"ContentKeyUsageRule" => "ContentKeyUsageRule",
+        b"KeyPeriodFilter" => "KeyPeriodFilter",
+        b"LabelFilter" => "LabelFilter",
+        b"VideoFilter" => "VideoFilter",
+        b"AudioFilter" => "AudioFilter",
+        b"BitrateFilter" => "BitrateFilter",
+        b"UpdateHistoryItemList" => "UpdateHistoryItemList",
+        b"UpdateHistoryItem" => "UpdateHistoryItem",
+        b"Signature" => "Signature",
+        b"X509Data" => "X509Data",
+        b"X509Certificate" => "X509Certificate",
+        b"KeyFormat" => "KeyFormat",
+        b"KeyFormatVersions" => "KeyFormatVersions",
+        b"ProtectionHeader" => "ProtectionHeader",
+        b"kid" => "kid",
+        b"systemId" => "systemId",
+        b"id" => "id",
+        b"contentId" => "contentId",
+        b"version" => "version",
+        b"name" => "name",
+        b"explicitIV" => "explicitIV",
+        b"commonEncryptionScheme" => "commonEncryptionScheme",
+        b"playlist" => "playlist",
+        b"index" => "index",
+        b"start" => "start",
+        b"end" => "end",
+        b"periodId" => "periodId",
+        b"intendedTrackType" => "intendedTrackType",
+        b"minPixels" => "minPixels",
+        b"maxPixels" => "maxPixels",
+        b"hdr" => "hdr",
+        b"wcg" => "wcg",
+        b"minFps" => "minFps",
+        b"maxFps" => "maxFps",
+        b"minChannels" => "minChannels",
+        b"maxChannels" => "maxChannels",
+        b"minBitrate" => "minBitrate",
+        b"maxBitrate" => "maxBitrate",
+        b"label" => "label",
+        b"Algorithm" => "Algorithm",
+        b"updateVersion" => "updateVersion",
+        b"dependsOnKey" => "dependsOnKey",
+        _ => return None,
+    })
+}
+
+/// Interns a local name.
+pub fn intern(local: &str) -> Name {
+    match known_name(local.as_bytes()) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(local.to_owned()),
+    }
+}
+
+/// Interns a local name given as bytes from the parser.
+fn intern_bytes(local: &[u8]) -> Result<Name, CpixError> {
+    match known_name(local) {
+        Some(k) => Ok(Cow::Borrowed(k)),
+        None => std::str::from_utf8(local)
+            .map(|s| Cow::Owned(s.to_owned()))
+            .map_err(|_| CpixError::Encoding("a name is not UTF-8".into())),
+    }
+}
 
 /// CPIX namespace URI.
 pub const NS_CPIX: &str = "urn:dashif:org:cpix";
@@ -102,7 +205,7 @@ pub struct Attribute {
     /// Namespace of the attribute name.
     pub ns: Ns,
     /// Local name.
-    pub local: String,
+    pub local: Name,
     /// Prefix used in the source, kept as a hint for writing.
     pub prefix: Option<String>,
     /// Unescaped value.
@@ -120,7 +223,7 @@ impl Attribute {
     pub fn new(local: &str, value: impl Into<String>) -> Self {
         Attribute {
             ns: Ns::None,
-            local: local.to_owned(),
+            local: intern(local),
             prefix: None,
             value: value.into(),
         }
@@ -167,7 +270,7 @@ pub struct Element {
     /// Namespace of the element name.
     pub ns: Ns,
     /// Local name.
-    pub local: String,
+    pub local: Name,
     /// Prefix used in the source, kept as a hint for writing.
     pub prefix: Option<String>,
     /// Attributes in source order (namespace declarations excluded).
@@ -191,7 +294,7 @@ impl Element {
     pub fn new(ns: Ns, local: &str) -> Self {
         Element {
             ns,
-            local: local.to_owned(),
+            local: intern(local),
             prefix: None,
             attributes: Vec::new(),
             children: Vec::new(),
@@ -255,6 +358,21 @@ impl Element {
                 Cow::Owned(s)
             }
         }
+    }
+
+    /// Consumes the element and returns its concatenated direct text.
+    pub fn into_text(self) -> String {
+        let mut out = String::new();
+        for n in self.children {
+            if let Node::Text(t) = n {
+                if out.is_empty() {
+                    out = t;
+                } else {
+                    out.push_str(&t);
+                }
+            }
+        }
+        out
     }
 
     /// Replaces all children with one text node.
@@ -340,25 +458,13 @@ fn xml_err(reader_pos: u64, e: impl std::fmt::Display) -> CpixError {
     }
 }
 
-fn resolve_ns(r: ResolveResult<'_>, qname: &[u8]) -> Result<Ns, CpixError> {
-    match r {
-        ResolveResult::Unbound => Ok(Ns::None),
-        ResolveResult::Bound(ns) => {
-            let uri = std::str::from_utf8(ns.into_inner())
-                .map_err(|_| CpixError::Encoding("namespace URI is not UTF-8".into()))?;
-            Ok(Ns::from_uri(uri))
-        }
-        ResolveResult::Unknown(prefix) => Err(CpixError::UnboundPrefix(format!(
-            "{} (in {})",
-            String::from_utf8_lossy(&prefix),
-            String::from_utf8_lossy(qname)
-        ))),
+/// The prefix of a name, kept only where the writer may need it
+/// (namespaces without a preferred prefix of their own).
+fn prefix_hint(ns: &Ns, prefix: &[u8]) -> Option<String> {
+    if prefix.is_empty() || ns.preferred_prefix().is_some() {
+        return None;
     }
-}
-
-fn split_prefix(qname: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(qname).ok()?;
-    s.split_once(':').map(|(p, _)| p.to_owned())
+    std::str::from_utf8(prefix).ok().map(str::to_owned)
 }
 
 fn unescape_err(e: quick_xml::Error) -> CpixError {
@@ -373,64 +479,112 @@ fn unescape_err(e: quick_xml::Error) -> CpixError {
     }
 }
 
+/// The namespace bindings in scope: a stack of (prefix, namespace) with a
+/// mark per open element. The empty prefix is the default namespace.
+struct NsScope {
+    bindings: Vec<(Box<[u8]>, Ns)>,
+    marks: Vec<usize>,
+}
+
+impl NsScope {
+    fn resolve(&self, prefix: &[u8], qname: &[u8]) -> Result<Ns, CpixError> {
+        if prefix == b"xml" {
+            return Ok(Ns::Xml);
+        }
+        match self.bindings.iter().rev().find(|(p, _)| &**p == prefix) {
+            Some((_, ns)) => Ok(ns.clone()),
+            None if prefix.is_empty() => Ok(Ns::None),
+            None => Err(CpixError::UnboundPrefix(format!(
+                "{} (in {})",
+                String::from_utf8_lossy(prefix),
+                String::from_utf8_lossy(qname)
+            ))),
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(mark) = self.marks.pop() {
+            self.bindings.truncate(mark);
+        }
+    }
+}
+
+/// Splits `p:local` into (`p`, `local`); no colon means no prefix.
+fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
+    match qname.iter().position(|&b| b == b':') {
+        Some(i) => (&qname[..i], &qname[i + 1..]),
+        None => (&[], qname),
+    }
+}
+
+/// Reads a start tag: declares its namespaces in `scope` (the caller pops
+/// them at the end tag), then resolves the element and attribute names.
 fn start_element(
-    reader: &NsReader<&[u8]>,
+    scope: &mut NsScope,
     e: &BytesStart<'_>,
     limits: &Limits,
+    pos: u64,
 ) -> Result<Element, CpixError> {
-    let qname = e.name();
-    let (res, local) = reader.resolve_element(qname);
-    let ns = resolve_ns(res, qname.as_ref())?;
-    let local = std::str::from_utf8(local.as_ref())
-        .map_err(|_| CpixError::Encoding("element name is not UTF-8".into()))?
-        .to_owned();
-    let mut attributes = Vec::new();
+    scope.marks.push(scope.bindings.len());
+    let mut attributes: Vec<Attribute> = Vec::new();
+    // Prefixed attributes are resolved once every xmlns of the tag is known.
+    let mut prefixed: Vec<(usize, &[u8])> = Vec::new();
     for attr in e.attributes().with_checks(true) {
-        let attr = attr.map_err(|err| xml_err(reader.buffer_position(), err))?;
-        let key = attr.key.as_ref();
-        if key == b"xmlns" || key.starts_with(b"xmlns:") {
-            continue;
+        let attr = attr.map_err(|err| xml_err(pos, err))?;
+        let value = attr.unescape_value().map_err(unescape_err)?;
+        let (prefix, local) = split_qname(attr.key.into_inner());
+        match (prefix, local) {
+            (b"", b"xmlns") => scope
+                .bindings
+                .push((Box::from(&b""[..]), Ns::from_uri(&value))),
+            (b"xmlns", p) => {
+                if value.is_empty() {
+                    return Err(xml_err(pos, "a prefix is bound to an empty namespace"));
+                }
+                scope.bindings.push((Box::from(p), Ns::from_uri(&value)));
+            }
+            _ => {
+                if attributes.len() >= limits.max_attributes {
+                    return Err(CpixError::LimitExceeded {
+                        what: "attributes on one element",
+                        limit: limits.max_attributes,
+                    });
+                }
+                if !prefix.is_empty() {
+                    prefixed.push((attributes.len(), prefix));
+                }
+                attributes.push(Attribute {
+                    ns: Ns::None,
+                    local: intern_bytes(local)?,
+                    prefix: None,
+                    value: value.into_owned(),
+                });
+            }
         }
-        if attributes.len() >= limits.max_attributes {
-            return Err(CpixError::LimitExceeded {
-                what: "attributes on one element",
-                limit: limits.max_attributes,
-            });
-        }
-        let (res, alocal) = reader.resolve_attribute(attr.key);
-        let ans = resolve_ns(res, key)?;
-        let value = attr.unescape_value().map_err(unescape_err)?.into_owned();
-        attributes.push(Attribute {
-            ns: ans,
-            local: String::from_utf8_lossy(alocal.as_ref()).into_owned(),
-            prefix: split_prefix(key),
-            value,
-        });
     }
+    let qname = e.name().into_inner();
+    for (i, prefix) in prefixed {
+        let ns = scope.resolve(prefix, qname)?;
+        let a = &mut attributes[i];
+        a.prefix = prefix_hint(&ns, prefix);
+        a.ns = ns;
+        if attributes[..i]
+            .iter()
+            .chain(&attributes[i + 1..])
+            .any(|b| b.ns == attributes[i].ns && b.local == attributes[i].local)
+        {
+            return Err(xml_err(pos, "an attribute appears twice"));
+        }
+    }
+    let (prefix, local) = split_qname(qname);
+    let ns = scope.resolve(prefix, qname)?;
     Ok(Element {
+        prefix: prefix_hint(&ns, prefix),
         ns,
-        local,
-        prefix: split_prefix(qname.as_ref()),
+        local: intern_bytes(local)?,
         attributes,
         children: Vec::new(),
     })
-}
-
-/// Appends text to the element's last text node (or starts one).
-fn push_text(el: &mut Element, text: &str) {
-    if let Some(Node::Text(t)) = el.children.last_mut() {
-        t.push_str(text);
-    } else {
-        el.children.push(Node::Text(text.to_owned()));
-    }
-}
-
-/// Drops whitespace-only text nodes from an element that has child elements.
-fn drop_formatting_whitespace(el: &mut Element) {
-    if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
-        el.children
-            .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
-    }
 }
 
 /// Resolves `&name;` / `&#N;` inside text: only the five predefined entities
@@ -454,6 +608,127 @@ fn resolve_reference(name: &str) -> Result<char, CpixError> {
     }
 }
 
+/// An open element and the text seen since its last child, kept borrowed
+/// from the input until it is known not to be formatting whitespace.
+struct Frame<'a> {
+    el: Element,
+    pending: Cow<'a, str>,
+}
+
+impl<'a> Frame<'a> {
+    fn push_text(&mut self, s: Cow<'a, str>) {
+        if self.pending.is_empty() {
+            self.pending = s;
+        } else {
+            self.pending.to_mut().push_str(&s);
+        }
+    }
+
+    /// Turns the pending text into a node. Whitespace next to child
+    /// elements is formatting and dropped; a leaf keeps all of its text.
+    fn flush(&mut self, closing: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.pending);
+        let leaf = closing
+            && !self
+                .el
+                .children
+                .iter()
+                .any(|n| matches!(n, Node::Element(_)));
+        if leaf || !text.trim().is_empty() {
+            self.el.children.push(Node::Text(text.into_owned()));
+        }
+    }
+}
+
+/// Builds the tree from reader events, enforcing the limits.
+struct TreeBuilder<'a> {
+    scope: NsScope,
+    stack: Vec<Frame<'a>>,
+    root: Option<Element>,
+    count: usize,
+    limits: Limits,
+}
+
+impl<'a> TreeBuilder<'a> {
+    fn open(&mut self, el: Element, empty: bool) -> Result<(), CpixError> {
+        self.count += 1;
+        if self.count > self.limits.max_elements {
+            return Err(CpixError::LimitExceeded {
+                what: "elements",
+                limit: self.limits.max_elements,
+            });
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(CpixError::LimitExceeded {
+                what: "element depth",
+                limit: self.limits.max_depth,
+            });
+        }
+        if let Some(parent) = self.stack.last_mut() {
+            parent.flush(false);
+        }
+        if empty {
+            self.scope.pop();
+            self.attach(el);
+        } else {
+            self.stack.push(Frame {
+                el,
+                pending: Cow::Borrowed(""),
+            });
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, el: Element) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.el.children.push(Node::Element(el)),
+            None => self.root = Some(el),
+        }
+    }
+
+    fn close(&mut self, pos: u64) -> Result<(), CpixError> {
+        let mut frame = self
+            .stack
+            .pop()
+            .ok_or_else(|| xml_err(pos, "unexpected end tag"))?;
+        self.scope.pop();
+        frame.flush(true);
+        self.attach(frame.el);
+        Ok(())
+    }
+
+    fn text(&mut self, s: Cow<'a, str>, pos: u64) -> Result<(), CpixError> {
+        match self.stack.last_mut() {
+            Some(frame) => frame.push_text(s),
+            None if s.trim().is_empty() => {}
+            None => return Err(xml_err(pos, "text outside the root element")),
+        }
+        Ok(())
+    }
+}
+
+fn check_declared_encoding(
+    d: &quick_xml::events::BytesDecl<'_>,
+    pos: u64,
+) -> Result<(), CpixError> {
+    if let Some(enc) = d.encoding() {
+        let enc = enc.map_err(|e| xml_err(pos, e))?;
+        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+        if !matches!(
+            enc.as_str(),
+            "utf-8" | "utf8" | "utf-16" | "utf16" | "us-ascii"
+        ) {
+            return Err(CpixError::Encoding(format!(
+                "unsupported declared encoding {enc:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a whole document into its root element, enforcing `limits`.
 pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixError> {
     if input.len() > limits.max_bytes {
@@ -463,162 +738,134 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
         });
     }
     let text = decode_input(input)?;
-    let mut reader = NsReader::from_reader(text.as_bytes());
+    let mut reader = Reader::from_str(&text);
     {
         let cfg = reader.config_mut();
         cfg.check_end_names = true;
         cfg.expand_empty_elements = false;
         cfg.trim_text(false);
     }
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
+    let mut tree = TreeBuilder {
+        scope: NsScope {
+            bindings: Vec::with_capacity(8),
+            marks: Vec::with_capacity(16),
+        },
+        stack: Vec::with_capacity(8),
+        root: None,
+        count: 0,
+        limits: *limits,
+    };
     loop {
         let pos = reader.buffer_position();
         let event = reader.read_event().map_err(|e| xml_err(pos, e))?;
         match event {
-            Event::Decl(d) => {
-                if let Some(enc) = d.encoding() {
-                    let enc = enc.map_err(|e| xml_err(pos, e))?;
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    if !matches!(
-                        enc.as_str(),
-                        "utf-8" | "utf8" | "utf-16" | "utf16" | "us-ascii"
-                    ) {
-                        return Err(CpixError::Encoding(format!(
-                            "unsupported declared encoding {enc:?}"
-                        )));
-                    }
-                }
-            }
+            Event::Decl(d) => check_declared_encoding(&d, pos)?,
             Event::DocType(_) => return Err(CpixError::DoctypeForbidden),
             Event::PI(_) | Event::Comment(_) => {}
-            Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if tree.root.is_some() => {
                 return Err(xml_err(pos, "content after the root element"));
             }
             Event::Start(e) => {
-                count += 1;
-                if count > limits.max_elements {
-                    return Err(CpixError::LimitExceeded {
-                        what: "elements",
-                        limit: limits.max_elements,
-                    });
-                }
-                if stack.len() >= limits.max_depth {
-                    return Err(CpixError::LimitExceeded {
-                        what: "element depth",
-                        limit: limits.max_depth,
-                    });
-                }
-                let el = start_element(&reader, &e, limits)?;
-                stack.push(el);
+                let el = start_element(&mut tree.scope, &e, limits, pos)?;
+                tree.open(el, false)?
             }
             Event::Empty(e) => {
-                count += 1;
-                if count > limits.max_elements {
-                    return Err(CpixError::LimitExceeded {
-                        what: "elements",
-                        limit: limits.max_elements,
-                    });
-                }
-                if stack.len() >= limits.max_depth {
-                    return Err(CpixError::LimitExceeded {
-                        what: "element depth",
-                        limit: limits.max_depth,
-                    });
-                }
-                let el = start_element(&reader, &e, limits)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Node::Element(el)),
-                    None => root = Some(el),
-                }
+                let el = start_element(&mut tree.scope, &e, limits, pos)?;
+                tree.open(el, true)?
             }
-            Event::End(_) => {
-                let mut el = stack
-                    .pop()
-                    .ok_or_else(|| xml_err(pos, "unexpected end tag"))?;
-                drop_formatting_whitespace(&mut el);
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Node::Element(el)),
-                    None => root = Some(el),
-                }
-            }
+            Event::End(_) => tree.close(pos)?,
             Event::Text(t) => {
-                let s = t.decode().map_err(|e| xml_err(pos, e))?;
-                match stack.last_mut() {
-                    Some(el) => push_text(el, &s),
-                    None if s.trim().is_empty() => {}
-                    None => return Err(xml_err(pos, "text outside the root element")),
-                }
+                let s = match t.into_inner() {
+                    Cow::Borrowed(b) => {
+                        Cow::Borrowed(std::str::from_utf8(b).map_err(|e| xml_err(pos, e))?)
+                    }
+                    Cow::Owned(b) => Cow::Owned(String::from_utf8(b).map_err(|e| xml_err(pos, e))?),
+                };
+                tree.text(s, pos)?;
             }
             Event::CData(t) => {
-                let s = t.decode().map_err(|e| xml_err(pos, e))?;
-                match stack.last_mut() {
-                    Some(el) => push_text(el, &s),
-                    None => return Err(xml_err(pos, "CDATA outside the root element")),
+                if tree.stack.is_empty() {
+                    return Err(xml_err(pos, "CDATA outside the root element"));
                 }
+                let s = t.decode().map_err(|e| xml_err(pos, e))?.into_owned();
+                tree.text(Cow::Owned(s), pos)?;
             }
             Event::GeneralRef(r) => {
+                if tree.stack.is_empty() {
+                    return Err(xml_err(pos, "reference outside the root element"));
+                }
                 let name = r.decode().map_err(|e| xml_err(pos, e))?;
                 let c = resolve_reference(&name)?;
-                match stack.last_mut() {
-                    Some(el) => {
-                        let mut buf = [0u8; 4];
-                        push_text(el, c.encode_utf8(&mut buf));
-                    }
-                    None => return Err(xml_err(pos, "reference outside the root element")),
-                }
+                tree.text(Cow::Owned(c.to_string()), pos)?;
             }
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
+    if !tree.stack.is_empty() {
         return Err(CpixError::Xml {
             position: reader.buffer_position(),
             message: "document ends inside an element".into(),
         });
     }
-    root.ok_or(CpixError::Empty)
+    tree.root.ok_or(CpixError::Empty)
 }
+
+/// Characters to escape in one context and their replacements.
+struct Escapes<const N: usize> {
+    specials: [u8; N],
+    replacements: [&'static str; N],
+}
+
+impl<const N: usize> Escapes<N> {
+    /// True when `s` has nothing to escape (SIMD scans, three bytes at a
+    /// time): most values the server writes are base64 and go out untouched.
+    fn clean(&self, s: &str) -> bool {
+        let h = s.as_bytes();
+        if h.len() < 32 {
+            return !h.iter().any(|b| self.specials.contains(b));
+        }
+        self.specials.chunks(3).all(|c| match *c {
+            [a, b, c] => memchr::memchr3(a, b, c, h).is_none(),
+            [a, b] => memchr::memchr2(a, b, h).is_none(),
+            [a] => memchr::memchr(a, h).is_none(),
+            _ => true,
+        })
+    }
+
+    fn escape_into(&self, s: &str, out: &mut String) {
+        if self.clean(s) {
+            out.push_str(s);
+            return;
+        }
+        let mut last = 0;
+        for (i, b) in s.bytes().enumerate() {
+            if let Some(k) = self.specials.iter().position(|&c| c == b) {
+                out.push_str(&s[last..i]);
+                out.push_str(self.replacements[k]);
+                last = i + 1;
+            }
+        }
+        out.push_str(&s[last..]);
+    }
+}
+
+static TEXT_ESCAPES: Escapes<4> = Escapes {
+    specials: [b'&', b'<', b'>', b'\r'],
+    replacements: ["&amp;", "&lt;", "&gt;", "&#13;"],
+};
+static ATTR_ESCAPES: Escapes<7> = Escapes {
+    specials: [b'&', b'<', b'>', b'"', b'\n', b'\r', b'\t'],
+    replacements: ["&amp;", "&lt;", "&gt;", "&quot;", "&#10;", "&#13;", "&#9;"],
+};
 
 /// Appends `s` escaped for element content.
 pub fn escape_text_into(s: &str, out: &mut String) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'\r' => "&#13;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&s[last..]);
+    TEXT_ESCAPES.escape_into(s, out);
 }
 
 /// Appends `s` escaped for a double-quoted attribute value.
 pub fn escape_attr_into(s: &str, out: &mut String) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\n' => "&#10;",
-            b'\r' => "&#13;",
-            b'\t' => "&#9;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&s[last..]);
+    ATTR_ESCAPES.escape_into(s, out);
 }
 
 /// Returns `s` escaped for element content.

@@ -3,7 +3,7 @@
 //! licence request (parser) and response (writer).
 
 use super::pssh::PsshBox;
-use super::{base64url_into, expand_uri, xml_escape_into};
+use super::{expand_uri, xml_escape_into};
 use super::{ClearKeySettings, DrmError, TemplateVars};
 use crate::crypto::ContentKey;
 use crate::ids::{KeyId, SystemId};
@@ -54,9 +54,9 @@ pub fn license_response_json(keys: &[(KeyId, &ContentKey)]) -> String {
             out.push(',');
         }
         out.push_str(r#"{"kty":"oct","k":""#);
-        base64url_into(key.expose(), &mut out);
+        crate::b64::encode_url_into(key.expose(), &mut out);
         out.push_str(r#"","kid":""#);
-        base64url_into(kid.as_bytes(), &mut out);
+        crate::b64::encode_url_into(kid.as_bytes(), &mut out);
         out.push_str(r#""}"#);
     }
     out.push_str(r#"],"type":"temporary"}"#);

@@ -28,7 +28,6 @@ pub fn cmaf_pssh_box(key_ids: &[KeyId]) -> PsshBox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drm::base64;
     use crate::drm::test_util::{hex, kid};
 
     const KIDA: &str = "31323334-3536-3738-3930-313233343536";
@@ -60,11 +59,11 @@ mod tests {
             "skd://www.license.com/getkey?KeyId=31323334-3536-3738-3930-313233343536"
         );
         assert_eq!(
-            base64(uri.as_bytes()),
+            crate::b64::encode(uri.as_bytes()),
             "c2tkOi8vd3d3LmxpY2Vuc2UuY29tL2dldGtleT9LZXlJZD0zMTMyMzMzNC0zNTM2LTM3MzgtMzkzMC0zMTMyMzMzNDM1MzY="
         );
         assert_eq!(
-            base64(KEYFORMAT.as_bytes()),
+            crate::b64::encode(KEYFORMAT.as_bytes()),
             "Y29tLmFwcGxlLnN0cmVhbWluZ2tleWRlbGl2ZXJ5"
         );
     }

@@ -2,7 +2,7 @@
 //! `#EXT-X-SESSION-KEY` (master playlist) lines for Widevine, PlayReady,
 //! FairPlay and AES-128, the AES-128 key URL, and an attribute-list parser.
 
-use super::{base64_into, expand_uri, push_hex, DrmError, HlsAes128Settings, Scheme, TemplateVars};
+use super::{expand_uri, push_hex, DrmError, HlsAes128Settings, Scheme, TemplateVars};
 use crate::ids::KeyId;
 
 /// `KEYFORMAT` of Widevine.
@@ -167,7 +167,7 @@ impl HlsKeyTag {
 fn data_uri(prefix: &str, bytes: &[u8]) -> String {
     let mut uri = String::with_capacity(prefix.len() + 4 * bytes.len().div_ceil(3));
     uri.push_str(prefix);
-    base64_into(bytes, &mut uri);
+    crate::b64::encode_into(bytes, &mut uri);
     uri
 }
 

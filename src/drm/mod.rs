@@ -11,8 +11,6 @@ pub mod pssh;
 pub mod widevine;
 
 use crate::ids::{KeyId, SystemId};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -273,30 +271,9 @@ fn percent_encode_into(s: &str, out: &mut String) {
     }
 }
 
-/// Standard padded base64 (RFC 4648 §4) of `bytes`.
-pub fn base64(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
-}
-
-/// Appends standard padded base64 of `bytes` to `out`.
-pub fn base64_into(bytes: &[u8], out: &mut String) {
-    STANDARD.encode_string(bytes, out);
-}
-
-/// Appends unpadded base64url (RFC 4648 §5) of `bytes` to `out`.
-pub fn base64url_into(bytes: &[u8], out: &mut String) {
-    URL_SAFE_NO_PAD.encode_string(bytes, out);
-}
-
-/// Decodes standard padded base64, ignoring ASCII whitespace (line breaks).
+/// Decodes standard base64, ignoring ASCII whitespace (line breaks).
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, DrmError> {
-    let result = if text.bytes().any(|b| b.is_ascii_whitespace()) {
-        let compact: String = text.split_ascii_whitespace().collect();
-        STANDARD.decode(compact)
-    } else {
-        STANDARD.decode(text)
-    };
-    result.map_err(|e| DrmError::Base64(e.to_string()))
+    crate::b64::decode(text).ok_or_else(|| DrmError::Base64("not valid base64".to_owned()))
 }
 
 /// Appends `text` to `out` with the five XML metacharacters escaped (once).
@@ -621,7 +598,7 @@ fn describe_header(
                     write!(f, ", ALGID {}", a.as_str())?;
                 }
                 if let Some(c) = &k.checksum {
-                    write!(f, ", CHECKSUM {}", base64(c))?;
+                    write!(f, ", CHECKSUM {}", crate::b64::encode(c))?;
                 }
                 writeln!(f)?;
             }
@@ -844,12 +821,17 @@ pssh box 2 of 2: 52 bytes, version 1
         let mut hex = String::new();
         push_hex(&[0x00, 0x0f, 0xa0, 0xff], &mut hex);
         assert_eq!(hex, "000fa0ff");
-        assert_eq!(base64(b"\xfb\xff"), "+/8=");
+        assert_eq!(crate::b64::encode(b"\xfb\xff"), "+/8=");
         let mut url = String::new();
-        base64url_into(b"\xfb\xff", &mut url);
+        crate::b64::encode_url_into(b"\xfb\xff", &mut url);
         assert_eq!(url, "-_8");
         assert_eq!(base64_decode("+/8=\n").unwrap(), b"\xfb\xff");
-        assert!(matches!(base64_decode("+/8"), Err(DrmError::Base64(_))));
+        assert_eq!(
+            base64_decode("+/8").unwrap(),
+            b"\xfb\xff",
+            "padding is optional"
+        );
+        assert!(matches!(base64_decode("+/8*"), Err(DrmError::Base64(_))));
     }
 
     mod properties {

@@ -3,7 +3,7 @@
 //! PlayReady `pssh` box.
 
 use super::pssh::PsshBox;
-use super::{base64_decode, base64_into, xml_escape_into, ByteReader, DrmError};
+use super::{base64_decode, xml_escape_into, ByteReader, DrmError};
 use super::{PlayReadySettings, Scheme};
 use crate::crypto::{aes128_ecb_encrypt_block, ContentKey};
 use crate::ids::{KeyId, SystemId};
@@ -168,11 +168,11 @@ impl PlayReadyHeader {
         out.push_str("</ALGID></PROTECTINFO>");
         if let Some(k) = first {
             out.push_str("<KID>");
-            base64_into(&k.kid.to_guid_le(), out);
+            crate::b64::encode_into(&k.kid.to_guid_le(), out);
             out.push_str("</KID>");
             if let Some(c) = &k.checksum {
                 out.push_str("<CHECKSUM>");
-                base64_into(c, out);
+                crate::b64::encode_into(c, out);
                 out.push_str("</CHECKSUM>");
             }
         }
@@ -202,11 +202,11 @@ impl PlayReadyHeader {
             }
             if let Some(c) = &k.checksum {
                 out.push_str(" CHECKSUM=\"");
-                base64_into(c, out);
+                crate::b64::encode_into(c, out);
                 out.push('"');
             }
             out.push_str(" VALUE=\"");
-            base64_into(&k.kid.to_guid_le(), out);
+            crate::b64::encode_into(&k.kid.to_guid_le(), out);
             out.push_str("\"></KID>");
         }
         out.push_str(if many {

@@ -1,7 +1,7 @@
 //! The ISO/IEC 23001-7 `pssh` box: writer, strict reader, and its base64
 //! and MPD `<cenc:pssh>` text forms.
 
-use super::{base64, base64_into, ByteReader, DrmError};
+use super::{ByteReader, DrmError};
 use crate::ids::{KeyId, SystemId};
 
 /// Smallest possible box: size, type, version/flags, SystemID, DataSize.
@@ -86,7 +86,7 @@ impl PsshBox {
 
     /// Standard padded base64 of the serialized box (CPIX `<PSSH>`).
     pub fn to_base64(&self) -> String {
-        base64(&self.to_bytes())
+        crate::b64::encode(&self.to_bytes())
     }
 
     /// Parses exactly one box: the size field must equal `bytes.len()`.
@@ -227,7 +227,7 @@ pub fn mpd_pssh_element(box_bytes: &[u8]) -> String {
     const CLOSE: &str = "</cenc:pssh>";
     let mut out = String::with_capacity(OPEN.len() + 4 * box_bytes.len().div_ceil(3) + CLOSE.len());
     out.push_str(OPEN);
-    base64_into(box_bytes, &mut out);
+    crate::b64::encode_into(box_bytes, &mut out);
     out.push_str(CLOSE);
     out
 }
