@@ -51,12 +51,90 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the key server (embedded default store when no config is given).
+    Serve(ServeArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Inspect stored keys (stop the server first: the store is single-process).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Read a secret from standard input and print its hex SHA-256, for
+    /// `api_key_sha256` / `password_sha256` in the config.
+    HashSecret,
     /// Offline SPEKE tools.
     #[command(subcommand)]
     Speke(SpekeCommand),
     /// PSSH box tools.
     #[command(subcommand)]
     Pssh(PsshCommand),
+}
+
+/// Arguments of `cpixd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see cpixd.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding the file and CPIXD_LISTEN.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory, overriding the file and CPIXD_DATA_DIR.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `cpixd config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file; print every error with its key path.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// Where the store is: a config file or a data directory.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Configuration file (for data_dir and master_key_file).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `cpixd keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List key metadata (never key values).
+    List {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Only keys of this content id.
+        #[arg(long)]
+        content_id: Option<String>,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one key's metadata; the key itself only with --reveal.
+    Show {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Key id (any spelling).
+        #[arg(long)]
+        kid: String,
+        /// Print the content key and IV.
+        #[arg(long)]
+        reveal: bool,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `cpixd speke …`
@@ -194,9 +272,222 @@ pub fn pssh_decode(text: &str) -> Result<i32, CliError> {
     }
 }
 
+/// Exit code of `config check` for an invalid file (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+fn init_logging(log: &crate::config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs `cpixd serve`.
+pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
+    let over = crate::config::Overrides {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    let config = match crate::config::load(args.config.as_deref(), &over) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in &e.0 {
+                eprintln!("config: {line}");
+            }
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cpixd")
+        .build()
+        .map_err(io_err("tokio runtime"))?;
+    match runtime.block_on(crate::server::run(config)) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+/// Runs `cpixd config check`.
+pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
+    let text = std::fs::read_to_string(file).map_err(io_err(file.display().to_string()))?;
+    let result = crate::config::parse_file(&text).and_then(|mut f| {
+        let env_errors = crate::config::apply_env(&mut f, &crate::config::process_env());
+        if env_errors.is_empty() {
+            crate::config::validate(f, &Default::default())
+        } else {
+            Err(crate::config::ConfigErrors(env_errors))
+        }
+    });
+    match result {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} tenant(s), listen {}, data_dir {})",
+                file.display(),
+                c.tenants.len(),
+                c.listen,
+                c.data_dir.display()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            for line in &e.0 {
+                eprintln!("{}: {line}", file.display());
+            }
+            Ok(EXIT_CONFIG)
+        }
+    }
+}
+
+fn open_store(args: &StoreArgs) -> Result<crate::store::EmbeddedStore, String> {
+    let over = crate::config::Overrides {
+        listen: None,
+        data_dir: args.data_dir.clone(),
+    };
+    let config = crate::config::load(args.config.as_deref(), &over).map_err(|e| e.to_string())?;
+    let path = config.data_dir.join("keys.redb");
+    if !path.exists() {
+        return Err(format!("no key store at {}", path.display()));
+    }
+    let ring = crate::config::load_keyring(&config)?;
+    crate::store::EmbeddedStore::open(&path, ring, Arc::new(OsRandom)).map_err(|e| {
+        format!("{e} (is `cpixd serve` running on this data directory? stop it first)")
+    })
+}
+
+/// Formats milliseconds since the epoch as an RFC 3339 UTC time.
+pub fn format_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+fn print_meta(m: &crate::keys::KeyMeta) {
+    println!(
+        "{}  content_id={:?} protocol={} scheme={} issued={} requester={} master_key=v{} iv={}",
+        m.kid,
+        m.content_id,
+        m.protocol,
+        m.scheme.as_deref().unwrap_or("-"),
+        format_time(m.first_issued_ms),
+        m.requester,
+        m.master_key_version,
+        if m.has_iv { "yes" } else { "no" }
+    );
+}
+
+/// Runs `cpixd keys …`.
+pub fn keys(cmd: &KeysCommand) -> Result<i32, CliError> {
+    use crate::keys::KeyStore;
+    let (store_args, tenant) = match cmd {
+        KeysCommand::List { store, tenant, .. } | KeysCommand::Show { store, tenant, .. } => {
+            (store, tenant)
+        }
+    };
+    let store = match open_store(store_args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    match cmd {
+        KeysCommand::List { content_id, .. } => match store.list(tenant, content_id.as_deref()) {
+            Ok(list) => {
+                list.iter().for_each(print_meta);
+                eprintln!("{} key(s)", list.len());
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(1)
+            }
+        },
+        KeysCommand::Show { kid, reveal, .. } => {
+            let kid = match crate::ids::KeyId::parse_any(kid) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("--kid: {e}");
+                    return Ok(EXIT_REJECTED);
+                }
+            };
+            match store.get(tenant, kid) {
+                Ok(Some(k)) => {
+                    print_meta(&k.meta);
+                    if *reveal {
+                        let hex: String =
+                            k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+                        println!("key: {hex} (base64 {})", crate::b64::encode(k.key.expose()));
+                        if let Some(iv) = k.iv {
+                            let iv_hex: String = iv.iter().map(|b| format!("{b:02x}")).collect();
+                            println!("iv:  {iv_hex}");
+                        }
+                    }
+                    Ok(0)
+                }
+                Ok(None) => {
+                    eprintln!("no key {kid} for tenant {tenant:?}");
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+/// Runs `cpixd hash-secret`.
+pub fn hash_secret() -> Result<i32, CliError> {
+    let mut secret = String::new();
+    std::io::stdin()
+        .read_to_string(&mut secret)
+        .map_err(io_err("standard input"))?;
+    if secret.trim().is_empty() {
+        eprintln!("no secret on standard input");
+        return Ok(EXIT_REJECTED);
+    }
+    println!("{}", crate::config::hash_secret(&secret));
+    Ok(0)
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
+        Command::Serve(a) => serve(&a),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Keys(k) => keys(&k),
+        Command::HashSecret => hash_secret(),
         Command::Speke(SpekeCommand::Answer(a)) => speke_answer(&a),
         Command::Pssh(PsshCommand::Decode { base64 }) => pssh_decode(&base64),
     }

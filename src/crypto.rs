@@ -1,13 +1,19 @@
 //! Cryptographic primitives behind small, testable interfaces: the secret
 //! key types (zeroized on drop, printed as `***`), the random source (one
-//! trait, an OS-backed and a seedable implementation) and the block-cipher
-//! operations the DRM signalling needs (AES-128-ECB for PlayReady checksums).
+//! trait, an OS-backed and a seedable implementation), the block-cipher
+//! operations the DRM signalling needs (AES-128-ECB for PlayReady
+//! checksums), AES-256-GCM envelopes for keys at rest, SHA-256 for stored
+//! credentials and constant-time comparison.
 
 use aes::cipher::{BlockEncrypt, KeyInit};
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Mutex;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A 128-bit content key. Zeroized on drop; `Debug`/`Display` print `***`.
@@ -103,6 +109,96 @@ pub fn aes128_ecb_encrypt_block(key: &ContentKey, block: &[u8; 16]) -> [u8; 16] 
     out
 }
 
+/// A 256-bit master key that wraps stored content keys, with its version.
+/// Zeroized on drop; `Debug` prints `***`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey {
+    #[zeroize(skip)]
+    version: u32,
+    key: [u8; 32],
+}
+
+impl MasterKey {
+    /// Wraps 32 key bytes under a version number.
+    pub fn new(version: u32, key: [u8; 32]) -> Self {
+        MasterKey { version, key }
+    }
+
+    /// Draws a fresh master key.
+    pub fn generate(version: u32, rng: &dyn SecureRandom) -> Self {
+        let mut key = [0u8; 32];
+        rng.fill(&mut key);
+        MasterKey { version, key }
+    }
+
+    /// The version recorded with every key it wraps.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The raw key, for writing the key file only.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// AES-256-GCM: returns `nonce (12) ‖ ciphertext ‖ tag (16)`; `aad` is
+    /// authenticated, not encrypted.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8], rng: &dyn SecureRandom) -> Vec<u8> {
+        let cipher = Aes256Gcm::new((&self.key).into());
+        let mut nonce = [0u8; 12];
+        rng.fill(&mut nonce);
+        let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
+        out.extend_from_slice(&nonce);
+        // Encryption cannot fail for inputs of this size.
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .unwrap_or_default();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Opens a [`MasterKey::seal`] envelope; `None` if it was altered, the
+    /// `aad` differs or the key is wrong.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let cipher = Aes256Gcm::new((&self.key).into());
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .ok()
+            .map(zeroize::Zeroizing::new)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(v{}, ***)", self.version)
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Lowercase hex SHA-256 of `data` (how credentials are kept in the config).
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +237,36 @@ mod tests {
             ct,
             *b"\x69\xc4\xe0\xd8\x6a\x7b\x04\x30\xd8\xcd\xb7\x80\x70\xb4\xc5\x5a"
         );
+    }
+
+    #[test]
+    fn master_key_envelopes_bind_aad_and_detect_tampering() {
+        let rng = SeededRandom::new(3);
+        let mk = MasterKey::generate(7, &rng);
+        let sealed = mk.seal(b"tenant/kid", b"secret key bytes", &rng);
+        assert_eq!(
+            &mk.open(b"tenant/kid", &sealed).unwrap()[..],
+            b"secret key bytes"
+        );
+        assert!(mk.open(b"other/kid", &sealed).is_none());
+        let mut bad = sealed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(mk.open(b"tenant/kid", &bad).is_none());
+        assert!(MasterKey::generate(7, &rng)
+            .open(b"tenant/kid", &sealed)
+            .is_none());
+        assert_eq!(format!("{mk:?}"), "MasterKey(v7, ***)");
+    }
+
+    #[test]
+    fn hashing_and_constant_time_comparison() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(ct_eq(b"same", b"same"));
+        assert!(!ct_eq(b"same", b"diff"));
+        assert!(!ct_eq(b"short", b"longer"));
     }
 }

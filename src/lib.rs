@@ -8,8 +8,12 @@
 
 pub mod b64;
 pub mod cli;
+pub mod config;
 pub mod cpix;
 pub mod crypto;
 pub mod drm;
 pub mod ids;
+pub mod keys;
+pub mod server;
 pub mod speke;
+pub mod store;

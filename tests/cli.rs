@@ -109,3 +109,154 @@ fn pssh_decode_prints_system_kids_and_payload() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(!bad.stderr.is_empty());
 }
+
+#[test]
+fn config_check_and_hash_secret() {
+    let example = common::root().join("cpixd.example.toml");
+    let ok = cpixd(&["config", "check", example.to_str().unwrap()], None);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"x\"\n[[tenant]]\nid = \"a b\"\napi_key_sha256 = [\"00\"]\n",
+    )
+    .unwrap();
+    let out = cpixd(&["config", "check", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for path in ["listen:", "tenant[0].id", "tenant[0].api_key_sha256[0]"] {
+        assert!(err.contains(path), "{path} missing in {err}");
+    }
+    let h = cpixd(&["hash-secret"], Some(b"abc\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&h.stdout).trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+#[test]
+fn keys_list_and_show_reveal_only_on_request() {
+    use cpixd::keys::{IssueBatch, KeySpec, KeyStore};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // Create a store the way `cpixd serve` would, with one key in it.
+    let cfg = cpixd::config::load(
+        None,
+        &cpixd::config::Overrides {
+            listen: None,
+            data_dir: Some(dir.path().into()),
+        },
+    )
+    .unwrap();
+    let ring = cpixd::config::load_keyring(&cfg).unwrap();
+    let kid = cpixd::ids::KeyId::parse_uuid("0f083e4e-b831-4a3d-917e-ce78076e54aa").unwrap();
+    let key = {
+        let store = cpixd::store::EmbeddedStore::open(
+            &dir.path().join("keys.redb"),
+            ring,
+            std::sync::Arc::new(cpixd::crypto::OsRandom),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let k = rt
+            .block_on(store.get_or_create(IssueBatch {
+                tenant: "default".into(),
+                content_id: "movie-1".into(),
+                protocol: "speke-2.0".into(),
+                requester: "test".into(),
+                specs: vec![KeySpec {
+                    kid,
+                    scheme: Some("cbcs".into()),
+                    request_iv: None,
+                    wants_iv: false,
+                }],
+            }))
+            .unwrap();
+        k[0].key.clone()
+    };
+    let hex: String = key.expose().iter().map(|b| format!("{b:02x}")).collect();
+    let list = cpixd(
+        &["keys", "list", "--tenant", "default", "--data-dir", data],
+        None,
+    );
+    assert_eq!(
+        list.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("0f083e4e-b831-4a3d-917e-ce78076e54aa")
+            && text.contains("movie-1")
+            && text.contains("cbcs")
+    );
+    assert!(!text.contains(&hex));
+    let by_content = cpixd(
+        &[
+            "keys",
+            "list",
+            "--tenant",
+            "default",
+            "--content-id",
+            "other",
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&by_content.stdout).is_empty());
+    let show = cpixd(
+        &[
+            "keys",
+            "show",
+            "--tenant",
+            "default",
+            "--kid",
+            "0f083e4eb8314a3d917ece78076e54aa",
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(show.status.code(), Some(0));
+    assert!(
+        !String::from_utf8_lossy(&show.stdout).contains(&hex),
+        "no key without --reveal"
+    );
+    let reveal = cpixd(
+        &[
+            "keys",
+            "show",
+            "--tenant",
+            "default",
+            "--kid",
+            "0f083e4e-b831-4a3d-917e-ce78076e54aa",
+            "--reveal",
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&reveal.stdout).contains(&hex));
+    let other_tenant = cpixd(
+        &[
+            "keys",
+            "show",
+            "--tenant",
+            "acme",
+            "--kid",
+            "0f083e4e-b831-4a3d-917e-ce78076e54aa",
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(other_tenant.status.code(), Some(1));
+}

@@ -3,7 +3,7 @@
 //! apply to a system (as AWS's examples do); SPEKE 2 refuses to leave a
 //! requested element unfilled, and checks that before any key is created.
 
-use super::{FillContext, IssuedKey, KeyBatch, KeyRequest, KeySource, SpekeError, SpekeRequest};
+use super::{FillContext, IssuedKey, KeyRequest, SpekeError, SpekeRequest};
 use crate::b64;
 use crate::cpix::xml::{remove_attr, set_attr, Element, Ns};
 use crate::cpix::{DrmSystem, KeyData, SecretBytes, SecretValue, Signal};
@@ -332,11 +332,10 @@ fn drop_placeholders(d: &mut DrmSystem) {
         .retain(|e| Child::of_speke_element(e).is_none());
 }
 
-pub(super) fn fill(
-    req: &mut SpekeRequest,
-    keys: &dyn KeySource,
-    ctx: &FillContext<'_>,
-) -> Result<Vec<IssuedKey>, SpekeError> {
+/// The keys a request needs, in document order. SPEKE 2 requests that ask
+/// for something cpixd cannot produce are refused here, before any key
+/// exists.
+pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeError> {
     let v2 = req.version.is_v2();
     if !req.doc.recipients().is_empty() {
         return Err(SpekeError::BadRequest(
@@ -367,11 +366,24 @@ pub(super) fn fill(
             }
         })
         .collect();
-    let issued = keys.get_or_create(&KeyBatch {
-        content_id: &req.content_id,
-        protocol: req.version.protocol(),
-        requests: &requests,
-    })?;
+    Ok(requests)
+}
+
+/// Fills the document with the keys handed out for `requests`.
+pub(super) fn fill_with(
+    req: &mut SpekeRequest,
+    requests: &[KeyRequest],
+    issued: &[IssuedKey],
+    ctx: &FillContext<'_>,
+) -> Result<(), SpekeError> {
+    let v2 = req.version.is_v2();
+    let same =
+        issued.len() == requests.len() && issued.iter().zip(requests).all(|(i, r)| i.kid == r.kid);
+    if !same {
+        return Err(SpekeError::Keys(super::KeySourceError::Unavailable(
+            "the key source answered for other KIDs than asked".into(),
+        )));
+    }
     let mut by_kid: HashMap<KeyId, (&IssuedKey, Option<[u8; 16]>)> =
         HashMap::with_capacity(issued.len());
     let doc = &mut req.doc;
@@ -427,5 +439,5 @@ pub(super) fn fill(
     if v2 {
         remove_attr(&mut doc.attributes, "id");
     }
-    Ok(issued)
+    Ok(())
 }

@@ -78,7 +78,8 @@ impl SpekeVersion {
         }
     }
 
-    fn protocol(self) -> Protocol {
+    /// The protocol recorded with keys issued through this version.
+    pub fn protocol(self) -> Protocol {
         match self {
             SpekeVersion::V1_0 => Protocol::SpekeV1,
             SpekeVersion::V2_0 => Protocol::SpekeV2_0,
@@ -152,10 +153,29 @@ pub fn parse_request(
     version: SpekeVersion,
     limits: &Limits,
 ) -> Result<SpekeRequest, SpekeError> {
+    validate(parse_document(body, limits)?, version)
+}
+
+/// Parses a request whose SPEKE version no header gives: 2.0 or 2.1 when
+/// `CPIX@version` says 2.3 or 2.4, else 1.0.
+pub fn parse_request_detect(body: &[u8], limits: &Limits) -> Result<SpekeRequest, SpekeError> {
+    let doc = parse_document(body, limits)?;
+    let version = SpekeVersion::for_document_version(doc.version());
+    validate(doc, version)
+}
+
+fn parse_document(body: &[u8], limits: &Limits) -> Result<Document, SpekeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(SpekeError::BadRequest("empty request body".into()));
     }
-    let doc = cpix::parse_structure(body, &cpix::ReadOptions { limits: *limits })?;
+    Ok(cpix::parse_structure(
+        body,
+        &cpix::ReadOptions { limits: *limits },
+    )?)
+}
+
+/// Validates a parsed document against the rules of `version`.
+pub fn validate(doc: Document, version: SpekeVersion) -> Result<SpekeRequest, SpekeError> {
     if version.is_v2() {
         validate_v2(doc, version)
     } else {
@@ -303,14 +323,36 @@ pub struct FillContext<'a> {
     pub rng: &'a dyn SecureRandom,
 }
 
-/// Fetches the keys and fills the document in place into the response.
-/// Returns the keys handed out.
+/// The keys a validated request needs (what to ask a key store for).
+pub fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeError> {
+    fill::key_requests(req)
+}
+
+/// Fills the document in place with keys obtained for [`key_requests`].
+pub fn fill_with(
+    req: &mut SpekeRequest,
+    requests: &[KeyRequest],
+    issued: &[IssuedKey],
+    ctx: &FillContext<'_>,
+) -> Result<(), SpekeError> {
+    fill::fill_with(req, requests, issued, ctx)
+}
+
+/// Fetches the keys from `keys` and fills the document in place into the
+/// response. Returns the keys handed out.
 pub fn fill(
     req: &mut SpekeRequest,
     keys: &dyn KeySource,
     ctx: &FillContext<'_>,
 ) -> Result<Vec<IssuedKey>, SpekeError> {
-    fill::fill(req, keys, ctx)
+    let requests = key_requests(req)?;
+    let issued = keys.get_or_create(&KeyBatch {
+        content_id: &req.content_id,
+        protocol: req.version.protocol(),
+        requests: &requests,
+    })?;
+    fill_with(req, &requests, &issued, ctx)?;
+    Ok(issued)
 }
 
 /// Serialises a filled request as the response body.

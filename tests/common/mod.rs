@@ -38,3 +38,5 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 pub mod check;
+pub mod http;
+pub mod server;

@@ -1,0 +1,699 @@
+//! Configuration: the TOML file (`cpixd.example.toml` documents every key),
+//! `CPIXD_*` environment overrides, command-line overrides, validation that
+//! reports every problem with its key path, and the embedded default used
+//! when no file is given (data in `./cpixd-data`, a generated master key and
+//! one tenant `default` with a generated API key).
+
+use crate::crypto::{sha256_hex, MasterKey, OsRandom, SecureRandom};
+use crate::drm::{self, DrmSettings};
+use crate::keys::Keyring;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./cpixd-data";
+/// Default request body limit (1 MiB).
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// The configuration file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, `host:port`.
+    pub listen: Option<String>,
+    /// Directory of the embedded key store.
+    pub data_dir: Option<PathBuf>,
+    /// File with the master key(s).
+    pub master_key_file: Option<PathBuf>,
+    /// HTTPS: certificate chain and private key (PEM).
+    pub tls: Option<TlsConfig>,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tenants and their credentials.
+    pub tenant: Vec<TenantConfig>,
+    /// Upstream video platforms (see the gateway documentation).
+    pub platforms: Option<toml::Table>,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Deepest XML element nesting accepted.
+    pub max_xml_depth: usize,
+    /// Most XML elements accepted in one document.
+    pub max_xml_elements: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let xml = crate::cpix::Limits::default();
+        LimitsConfig {
+            max_body_bytes: DEFAULT_MAX_BODY,
+            max_xml_depth: xml.max_depth,
+            max_xml_elements: xml.max_elements,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Filter in `tracing` syntax, e.g. `info` or `cpixd=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// `[[tenant]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The `X-Tenant-Id` value.
+    pub id: String,
+    /// Hex SHA-256 of each API key (`cpixd hash-secret` prints it).
+    pub api_key_sha256: Vec<String>,
+    /// HTTP Basic users.
+    pub basic: Vec<BasicUser>,
+    /// DRM signalling settings of this tenant.
+    pub drm: DrmSettings,
+}
+
+/// One HTTP Basic user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    /// User name.
+    pub user: String,
+    /// Hex SHA-256 of the password.
+    pub password_sha256: String,
+}
+
+/// A validated tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// The tenant id.
+    pub id: String,
+    /// SHA-256 of each accepted API key.
+    pub api_key_hashes: Vec<[u8; 32]>,
+    /// (user, SHA-256 of the password).
+    pub basic: Vec<(String, [u8; 32])>,
+    /// DRM settings.
+    pub drm: DrmSettings,
+}
+
+/// The configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Master key file (absent when the key comes from the environment).
+    pub master_key_file: Option<PathBuf>,
+    /// TLS files.
+    pub tls: Option<TlsConfig>,
+    /// Limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tenants.
+    pub tenants: Vec<Tenant>,
+    /// Platform gateway settings, as written.
+    pub platforms: Option<toml::Table>,
+    /// True when running on the embedded default (no configuration file).
+    pub embedded_default: bool,
+}
+
+/// Every problem found in a configuration, each with its key path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Parses TOML text into the file structure.
+pub fn parse_file(text: &str) -> Result<FileConfig, ConfigErrors> {
+    toml::from_str(text).map_err(|e| {
+        let msg = e.message().to_owned();
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].lines().count().max(1);
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        ConfigErrors(vec![format!("{at}{msg}")])
+    })
+}
+
+/// Applies `CPIXD_*` environment variables (from `env`) over the file.
+pub fn apply_env(file: &mut FileConfig, env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(v) = env.get("CPIXD_LISTEN") {
+        file.listen = Some(v.clone());
+    }
+    if let Some(v) = env.get("CPIXD_DATA_DIR") {
+        file.data_dir = Some(v.into());
+    }
+    if let Some(v) = env.get("CPIXD_MASTER_KEY_FILE") {
+        file.master_key_file = Some(v.into());
+    }
+    match (
+        env.get("CPIXD_TLS_CERT_FILE"),
+        env.get("CPIXD_TLS_KEY_FILE"),
+    ) {
+        (Some(c), Some(k)) => {
+            file.tls = Some(TlsConfig {
+                cert_file: c.into(),
+                key_file: k.into(),
+            })
+        }
+        (None, None) => {}
+        _ => errors.push("CPIXD_TLS_CERT_FILE and CPIXD_TLS_KEY_FILE go together".to_owned()),
+    }
+    if let Some(v) = env.get("CPIXD_MAX_BODY_BYTES") {
+        match v.parse() {
+            Ok(n) => file.limits.max_body_bytes = n,
+            Err(_) => errors.push(format!("CPIXD_MAX_BODY_BYTES: not a number: {v:?}")),
+        }
+    }
+    if let Some(v) = env.get("CPIXD_LOG") {
+        file.log.level = v.clone();
+    }
+    if let Some(v) = env.get("CPIXD_LOG_FORMAT") {
+        file.log.format = v.clone();
+    }
+    errors
+}
+
+fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+        let hex = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A tenant id: 1–64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_drm(path: &str, d: &DrmSettings, errors: &mut Vec<String>) {
+    let probe = drm::TemplateVars {
+        kid: crate::ids::KeyId::from_bytes([0; 16]),
+        content_id: "probe",
+        iv: Some(&[0; 16]),
+    };
+    if let Err(e) = drm::playready::validate_settings(&d.playready) {
+        errors.push(format!("{path}.playready: {e}"));
+    }
+    if let Err(e) = drm::fairplay::key_uri(&d.fairplay, &probe) {
+        errors.push(format!("{path}.fairplay.key_uri_template: {e}"));
+    }
+    if let Err(e) = drm::clearkey::license_url(&d.clearkey, &probe) {
+        errors.push(format!("{path}.clearkey.license_url_template: {e}"));
+    }
+    if let Err(e) = drm::hls::aes128_key_uri(&d.hls_aes128, &probe) {
+        errors.push(format!("{path}.hls_aes128.key_uri_template: {e}"));
+    }
+}
+
+/// Validates the file (after environment and flag overrides).
+pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let listen_text = over
+        .listen
+        .clone()
+        .or(file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        errors.push(format!("listen: not host:port: {listen_text:?}"));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let data_dir = over
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    if let Some(tls) = &file.tls {
+        for (name, p) in [
+            ("tls.cert_file", &tls.cert_file),
+            ("tls.key_file", &tls.key_file),
+        ] {
+            if !p.is_file() {
+                errors.push(format!("{name}: {} is not a readable file", p.display()));
+            }
+        }
+    }
+    let l = &file.limits;
+    if l.max_body_bytes == 0 {
+        errors.push("limits.max_body_bytes: must be positive".into());
+    }
+    if l.max_xml_depth < 8 {
+        errors.push("limits.max_xml_depth: at least 8 (CPIX nests 7 deep)".into());
+    }
+    if l.max_xml_elements == 0 {
+        errors.push("limits.max_xml_elements: must be positive".into());
+    }
+    if l.request_timeout_secs == 0 {
+        errors.push("limits.request_timeout_secs: must be positive".into());
+    }
+    if !matches!(file.log.format.as_str(), "text" | "json") {
+        errors.push(format!(
+            "log.format: {:?} is not text or json",
+            file.log.format
+        ));
+    }
+    if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
+        errors.push(format!(
+            "log.level: {:?} is not a valid filter",
+            file.log.level
+        ));
+    }
+    let mut tenants = Vec::with_capacity(file.tenant.len());
+    for (i, t) in file.tenant.iter().enumerate() {
+        let path = format!("tenant[{i}]");
+        if !valid_tenant_id(&t.id) {
+            errors.push(format!(
+                "{path}.id: {:?} must be 1-64 of A-Z a-z 0-9 . _ -",
+                t.id
+            ));
+        }
+        if file.tenant[..i].iter().any(|o| o.id == t.id) {
+            errors.push(format!("{path}.id: {:?} is defined twice", t.id));
+        }
+        let mut api_key_hashes = Vec::new();
+        for (j, h) in t.api_key_sha256.iter().enumerate() {
+            match parse_hash(h) {
+                Some(h) => api_key_hashes.push(h),
+                None => errors.push(format!(
+                    "{path}.api_key_sha256[{j}]: not 64 hex digits (use `cpixd hash-secret`)"
+                )),
+            }
+        }
+        let mut basic = Vec::new();
+        for (j, b) in t.basic.iter().enumerate() {
+            if b.user.is_empty() || b.user.contains(':') {
+                errors.push(format!("{path}.basic[{j}].user: empty or contains ':'"));
+            }
+            match parse_hash(&b.password_sha256) {
+                Some(h) => basic.push((b.user.clone(), h)),
+                None => errors.push(format!(
+                    "{path}.basic[{j}].password_sha256: not 64 hex digits (use `cpixd hash-secret`)"
+                )),
+            }
+        }
+        if t.api_key_sha256.is_empty() && t.basic.is_empty() {
+            errors.push(format!("{path}: no credentials (api_key_sha256 or basic)"));
+        }
+        check_drm(&format!("{path}.drm"), &t.drm, &mut errors);
+        tenants.push(Tenant {
+            id: t.id.clone(),
+            api_key_hashes,
+            basic,
+            drm: t.drm.clone(),
+        });
+    }
+    let all_users: Vec<&str> = file
+        .tenant
+        .iter()
+        .flat_map(|t| t.basic.iter().map(|b| b.user.as_str()))
+        .collect();
+    for (i, u) in all_users.iter().enumerate() {
+        if all_users[..i].contains(u) {
+            errors.push(format!("basic user {u:?} is defined in two tenants"));
+        }
+    }
+    let all_keys: Vec<&[u8; 32]> = tenants.iter().flat_map(|t| &t.api_key_hashes).collect();
+    for (i, k) in all_keys.iter().enumerate() {
+        if all_keys[..i].contains(k) {
+            errors.push("an api_key_sha256 is listed twice (keys must be unique)".into());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        listen,
+        master_key_file: file
+            .master_key_file
+            .clone()
+            .or_else(|| Some(data_dir.join("master.key"))),
+        data_dir,
+        tls: file.tls,
+        limits: file.limits,
+        log: file.log,
+        tenants,
+        platforms: file.platforms,
+        embedded_default: false,
+    })
+}
+
+/// Environment variables as a map.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("CPIXD_"))
+        .collect()
+}
+
+/// Loads the configuration for `cpixd serve`: a file if given, else the
+/// embedded default; environment over file, flags over both.
+pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigErrors> {
+    let env = process_env();
+    let mut file = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| ConfigErrors(vec![format!("{}: {e}", p.display())]))?;
+            parse_file(&text)?
+        }
+        None => FileConfig::default(),
+    };
+    let env_errors = apply_env(&mut file, &env);
+    if !env_errors.is_empty() {
+        return Err(ConfigErrors(env_errors));
+    }
+    let embedded = path.is_none() && file.tenant.is_empty();
+    if embedded {
+        // Validated below like any tenant; the key is created on first start.
+        file.tenant.push(TenantConfig {
+            id: "default".into(),
+            api_key_sha256: vec!["0".repeat(64)],
+            ..TenantConfig::default()
+        });
+    }
+    let mut config = validate(file, over)?;
+    if embedded {
+        let key = ensure_default_api_key(&config.data_dir)
+            .map_err(|e| ConfigErrors(vec![format!("default tenant: {e}")]))?;
+        config.tenants[0].api_key_hashes = vec![crate::crypto::sha256(key.as_bytes())];
+        config.embedded_default = true;
+    }
+    Ok(config)
+}
+
+/// File holding the default tenant's API key in embedded mode.
+pub fn default_api_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("default-api-key")
+}
+
+/// Creates `dir` (mode 0700) if needed.
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+        set_mode(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Writes a secret file readable by the owner only, refusing to replace one.
+fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+/// Refuses a secret file that group or others may read.
+pub fn check_secret_file_mode(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} is readable by group or others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the default tenant's API key, creating it (once) if absent.
+pub fn ensure_default_api_key(data_dir: &Path) -> Result<String, String> {
+    ensure_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let path = default_api_key_path(data_dir);
+    if !path.exists() {
+        let mut bytes = [0u8; 24];
+        OsRandom.fill(&mut bytes);
+        let mut key = String::from("cpixd_");
+        crate::b64::encode_url_into(&bytes, &mut key);
+        write_secret_file(&path, &format!("{key}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    check_secret_file_mode(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// Parses a master key file: lines `VERSION:BASE64` (or a single base64
+/// line, version 1) of 32-byte keys; `#` starts a comment.
+pub fn parse_master_keys(text: &str) -> Result<Vec<MasterKey>, String> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (version, b64) = match line.split_once(':') {
+            Some((v, k)) => (
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("line {}: bad version {v:?}", n + 1))?,
+                k.trim(),
+            ),
+            None => (1, line),
+        };
+        let bytes: [u8; 32] = crate::b64::decode(b64)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("line {}: not base64 of 32 bytes", n + 1))?;
+        keys.push(MasterKey::new(version, bytes));
+    }
+    if keys.is_empty() {
+        return Err("no master key in the file".into());
+    }
+    Ok(keys)
+}
+
+/// Loads the master keys: `CPIXD_MASTER_KEY` (base64, version 1) if set,
+/// else the key file; in embedded mode a missing file is created (0600).
+pub fn load_keyring(config: &Config) -> Result<Keyring, String> {
+    if let Some(b64) = process_env().get("CPIXD_MASTER_KEY") {
+        let keys = parse_master_keys(b64).map_err(|e| format!("CPIXD_MASTER_KEY: {e}"))?;
+        return Keyring::new(keys).map_err(|e| e.to_string());
+    }
+    let path = config
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("master.key"));
+    if !path.exists() && (config.embedded_default || path == config.data_dir.join("master.key")) {
+        ensure_dir(&config.data_dir).map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+        let mk = MasterKey::generate(1, &OsRandom);
+        let text = format!(
+            "# cpixd master key (version:base64). Losing it loses every stored key.\n1:{}\n",
+            crate::b64::encode(mk.expose())
+        );
+        write_secret_file(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    check_secret_file_mode(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let keys = parse_master_keys(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Keyring::new(keys).map_err(|e| e.to_string())
+}
+
+/// `cpixd hash-secret`: the hex SHA-256 of a secret (trailing newline removed).
+pub fn hash_secret(secret: &str) -> String {
+    sha256_hex(secret.trim_end_matches(['\r', '\n']).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:9000"
+data_dir = "/tmp/x"
+
+[[tenant]]
+id = "acme"
+api_key_sha256 = ["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]
+basic = [{ user = "packager", password_sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" }]
+
+[tenant.drm.playready]
+la_url = "https://pr.example.com/rightsmanager.asmx"
+
+[tenant.drm.fairplay]
+key_uri_template = "skd://{kid}"
+"#;
+
+    #[test]
+    fn a_good_file_validates() {
+        let c = validate(parse_file(GOOD).unwrap(), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.tenants[0].id, "acme");
+        assert_eq!(c.tenants[0].basic[0].0, "packager");
+        assert_eq!(
+            c.tenants[0].drm.playready.la_url.as_deref(),
+            Some("https://pr.example.com/rightsmanager.asmx")
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key_path() {
+        let bad = r#"
+listen = "nowhere"
+[limits]
+max_body_bytes = 0
+[[tenant]]
+id = "bad id!"
+api_key_sha256 = ["xyz"]
+[tenant.drm.fairplay]
+key_uri_template = "https://not-skd/{kid}"
+[[tenant]]
+id = "empty"
+"#;
+        let errs = validate(parse_file(bad).unwrap(), &Overrides::default())
+            .unwrap_err()
+            .0;
+        for needle in [
+            "listen:",
+            "limits.max_body_bytes",
+            "tenant[0].id",
+            "tenant[0].api_key_sha256[0]",
+            "tenant[0].drm.fairplay.key_uri_template",
+            "tenant[1]: no credentials",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(needle)),
+                "{needle} not in {errs:#?}"
+            );
+        }
+        let unknown = parse_file("listn = \"x\"").unwrap_err();
+        assert!(unknown.0[0].contains("line 1"), "{unknown}");
+    }
+
+    #[test]
+    fn environment_and_flags_override_the_file() {
+        let mut f = parse_file(GOOD).unwrap();
+        let env: BTreeMap<String, String> = [
+            ("CPIXD_LISTEN".to_owned(), "127.0.0.1:7000".to_owned()),
+            ("CPIXD_MAX_BODY_BYTES".to_owned(), "2048".to_owned()),
+        ]
+        .into();
+        assert!(apply_env(&mut f, &env).is_empty());
+        let c = validate(f.clone(), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.limits.max_body_bytes, 2048);
+        let c = validate(
+            f,
+            &Overrides {
+                listen: Some("127.0.0.1:6000".into()),
+                data_dir: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 6000);
+    }
+
+    #[test]
+    fn master_key_files() {
+        let k = crate::b64::encode(&[7u8; 32]);
+        let keys = parse_master_keys(&format!("# comment\n1:{k}\n2:{k}\n")).unwrap();
+        assert_eq!(keys.iter().map(|k| k.version()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(parse_master_keys(&k).unwrap()[0].version(), 1);
+        assert!(parse_master_keys("1:AAAA").is_err());
+        assert!(parse_master_keys("").is_err());
+    }
+
+    #[test]
+    fn embedded_default_creates_a_private_api_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure_default_api_key(dir.path()).unwrap();
+        let b = ensure_default_api_key(dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert!(a.starts_with("cpixd_") && a.len() > 30);
+        check_secret_file_mode(&default_api_key_path(dir.path())).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = default_api_key_path(dir.path());
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = ensure_default_api_key(dir.path()).unwrap_err();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+        assert_eq!(
+            hash_secret("abc\n"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

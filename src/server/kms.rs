@@ -1,0 +1,477 @@
+//! The key-management endpoints (paths as in the Cloud Video Kit DRM API):
+//! SPEKE 1.0, SPEKE 2.x, CPIX, the version-detecting `copyProtection`, the
+//! Ateme/Anevia GET and the SPEKE 1.0 heartbeat. Each request is
+//! authenticated, bounded, parsed and validated before the store is asked
+//! for keys, so a refused request writes nothing.
+
+use super::auth::{authenticate, Principal};
+use super::error::{header_text, plain, ApiError};
+use super::AppState;
+use crate::cpix::xml::{Element, Ns};
+use crate::cpix::{ContentKey, Document, DrmSystem, List, Signal};
+use crate::ids::{ContentId, KeyId, SystemId};
+use crate::keys::{IssueBatch, KeySpec, StoreError};
+use crate::speke::{
+    self, FillContext, IssuedKey, KeySourceError, SpekeError, SpekeRequest, SpekeVersion,
+};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A KMS endpoint (label of its metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /kms/v1/speke`
+    Speke,
+    /// `POST /kms/v1/speke2`
+    Speke2,
+    /// `POST /kms/v1/cpix`
+    Cpix,
+    /// `POST /kms/v1/copyProtection`
+    CopyProtection,
+    /// `GET /kms/v1/cpix-anevia/{brandGuid}/{kid}`
+    Anevia,
+}
+
+impl Endpoint {
+    /// Metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Speke => "speke",
+            Endpoint::Speke2 => "speke2",
+            Endpoint::Cpix => "cpix",
+            Endpoint::CopyProtection => "copyProtection",
+            Endpoint::Anevia => "cpix-anevia",
+        }
+    }
+}
+
+const SPEKE_VERSION: &str = "x-speke-version";
+
+/// How a request ended, for the response, the metrics and the log.
+struct Outcome {
+    status: StatusCode,
+    response: Response,
+    keys: usize,
+    content_id: Option<String>,
+    detail: Option<String>,
+}
+
+fn speke_error(err: SpekeError, v2: bool, version_header: Option<&str>) -> Outcome {
+    let status = StatusCode::from_u16(err.status(v2)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = plain(status, err.body());
+    add_speke_headers(&mut response, v2, version_header);
+    let detail = err
+        .detail()
+        .map(|d| format!("{err}: {d}"))
+        .or_else(|| Some(err.to_string()));
+    if status.is_client_error() {
+        if let Some(d) = err.detail() {
+            response
+                .headers_mut()
+                .insert("x-cpixd-error-detail", header_text(&d));
+        }
+    }
+    Outcome {
+        status,
+        response,
+        keys: 0,
+        content_id: None,
+        detail,
+    }
+}
+
+fn api_error(err: ApiError) -> Outcome {
+    Outcome {
+        status: err.status,
+        detail: Some(err.message.clone()),
+        response: err.into_response(),
+        keys: 0,
+        content_id: None,
+    }
+}
+
+fn add_speke_headers(resp: &mut Response, v2: bool, version_header: Option<&str>) {
+    let h = resp.headers_mut();
+    let agent = HeaderValue::from_static(speke::USER_AGENT);
+    if v2 {
+        h.insert("x-speke-user-agent", agent);
+        if let Some(v) = version_header {
+            h.insert("x-speke-version", header_text(v));
+        }
+    } else {
+        h.insert("speke-user-agent", agent);
+    }
+}
+
+/// Reads the body up to the configured limit (413 beyond it).
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large()
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read the body: {e}"),
+            )
+        }
+    })
+}
+
+/// Accepts an XML media type, or none at all.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let xml = essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml");
+    if xml {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be application/xml, not {essence:?}"),
+        ))
+    }
+}
+
+fn to_store_specs(requests: &[speke::KeyRequest]) -> Vec<KeySpec> {
+    requests
+        .iter()
+        .map(|r| KeySpec {
+            kid: r.kid,
+            scheme: r.scheme.map(|s| s.fourcc().to_owned()),
+            request_iv: r.request_iv,
+            wants_iv: r.wants_iv,
+        })
+        .collect()
+}
+
+fn store_error(e: StoreError) -> SpekeError {
+    SpekeError::Keys(match e {
+        StoreError::Conflict {
+            kid,
+            existing,
+            requested,
+        } => KeySourceError::Conflict {
+            kid,
+            existing,
+            requested,
+        },
+        other => KeySourceError::Unavailable(other.to_string()),
+    })
+}
+
+/// Gets the keys of a validated request from the store and writes the
+/// response document.
+async fn issue(
+    state: &AppState,
+    who: &Principal,
+    mut req: SpekeRequest,
+) -> Result<(String, usize, String), SpekeError> {
+    let requests = speke::key_requests(&req)?;
+    let batch = IssueBatch {
+        tenant: who.tenant.id.clone(),
+        content_id: req.content_id.to_string(),
+        protocol: req.version.protocol().as_str().to_owned(),
+        requester: who.requester.clone(),
+        specs: to_store_specs(&requests),
+    };
+    let stored = state
+        .store
+        .get_or_create(batch)
+        .await
+        .map_err(store_error)?;
+    let issued: Vec<IssuedKey> = stored
+        .into_iter()
+        .map(|s| IssuedKey {
+            kid: s.meta.kid,
+            key: s.key,
+            iv: s.iv,
+        })
+        .collect();
+    let ctx = FillContext {
+        settings: &who.tenant.drm,
+        rng: &*state.rng,
+    };
+    speke::fill_with(&mut req, &requests, &issued, &ctx)?;
+    Ok((
+        speke::write_response(&req),
+        issued.len(),
+        req.content_id.to_string(),
+    ))
+}
+
+/// Which SPEKE version an endpoint uses for a request: `None` means "from
+/// the document" (generic CPIX without a version header).
+fn version_for(ep: Endpoint, header: Option<&str>) -> Result<Option<SpekeVersion>, SpekeError> {
+    match (ep, header) {
+        (Endpoint::Speke, None) => Ok(Some(SpekeVersion::V1_0)),
+        (Endpoint::Speke, Some(h)) => match SpekeVersion::from_header(Some(h))? {
+            SpekeVersion::V1_0 => Ok(Some(SpekeVersion::V1_0)),
+            _ => Err(SpekeError::BadRequest(
+                "this endpoint speaks SPEKE 1.0; send SPEKE 2 requests to /kms/v1/speke2 or /kms/v1/copyProtection".into(),
+            )),
+        },
+        (Endpoint::Speke2, None) => Ok(Some(SpekeVersion::V2_0)),
+        (Endpoint::Cpix, None) => Ok(None),
+        (_, h) => SpekeVersion::from_header(h).map(Some),
+    }
+}
+
+async fn speke_request(
+    state: &AppState,
+    ep: Endpoint,
+    who: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Outcome {
+    let version_header = headers
+        .get(SPEKE_VERSION)
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let vh = version_header.as_deref();
+    let version = match version_for(ep, vh) {
+        Ok(v) => v,
+        Err(e) => return speke_error(e, vh.is_some() || ep == Endpoint::Speke2, vh),
+    };
+    let v2_hint = version.is_none_or(SpekeVersion::is_v2);
+    if let Err(e) = check_content_type(headers) {
+        return api_error(e);
+    }
+    let body = match read_body(state, headers, body).await {
+        Ok(b) => b,
+        Err(e) => return api_error(e),
+    };
+    let parsed = match version {
+        Some(v) => speke::parse_request(&body, v, &state.xml_limits),
+        None => speke::parse_request_detect(&body, &state.xml_limits),
+    };
+    let req = match parsed {
+        Ok(r) => r,
+        Err(e) => return speke_error(e, v2_hint, vh),
+    };
+    let v2 = req.version.is_v2();
+    let echo = vh
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.version.as_str().to_owned());
+    match issue(state, who, req).await {
+        Ok((xml, keys, content_id)) => {
+            let mut response = (StatusCode::OK, xml).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml; charset=utf-8"),
+            );
+            add_speke_headers(&mut response, v2, Some(&echo));
+            Outcome {
+                status: StatusCode::OK,
+                response,
+                keys,
+                content_id: Some(content_id),
+                detail: None,
+            }
+        }
+        Err(e) => speke_error(e, v2, Some(&echo)),
+    }
+}
+
+/// Records metrics and one log line (never bodies or keys).
+fn finish(state: &AppState, ep: Endpoint, tenant: &str, started: Instant, o: Outcome) -> Response {
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record(ep.name(), tenant, o.status.as_u16(), elapsed, o.keys);
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let cid = o.content_id.as_deref().unwrap_or("-");
+    if o.status.is_server_error() {
+        tracing::error!(
+            endpoint = ep.name(),
+            tenant,
+            status = o.status.as_u16(),
+            ms,
+            detail = o.detail.as_deref().unwrap_or(""),
+            "request failed"
+        );
+    } else if o.status.is_client_error() {
+        tracing::info!(
+            endpoint = ep.name(),
+            tenant,
+            status = o.status.as_u16(),
+            ms,
+            detail = o.detail.as_deref().unwrap_or(""),
+            "request refused"
+        );
+    } else {
+        tracing::info!(
+            endpoint = ep.name(),
+            tenant,
+            status = o.status.as_u16(),
+            ms,
+            content_id = cid,
+            keys = o.keys,
+            "keys issued"
+        );
+    }
+    o.response
+}
+
+async fn with_auth<F, Fut>(state: Arc<AppState>, ep: Endpoint, headers: HeaderMap, f: F) -> Response
+where
+    F: FnOnce(Arc<AppState>, Principal, HeaderMap) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let started = Instant::now();
+    let who = match authenticate(&state.tenants, &headers) {
+        Ok(p) => p,
+        Err(e) => return finish(&state, ep, "-", started, api_error(e)),
+    };
+    let tenant = who.tenant.id.clone();
+    let timeout = std::time::Duration::from_secs(state.config.limits.request_timeout_secs);
+    let outcome = match tokio::time::timeout(timeout, f(state.clone(), who, headers)).await {
+        Ok(o) => o,
+        Err(_) => api_error(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )),
+    };
+    finish(&state, ep, &tenant, started, outcome)
+}
+
+/// `POST` handler shared by the four SPEKE/CPIX endpoints.
+pub async fn post(state: Arc<AppState>, ep: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    with_auth(state, ep, headers, move |state, who, headers| async move {
+        speke_request(&state, ep, &who, &headers, body).await
+    })
+    .await
+}
+
+/// `POST /kms/v1/speke`
+pub async fn speke_v1(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
+    post(s, Endpoint::Speke, h, b).await
+}
+
+/// `POST /kms/v1/speke2`
+pub async fn speke_v2(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
+    post(s, Endpoint::Speke2, h, b).await
+}
+
+/// `POST /kms/v1/cpix`
+pub async fn cpix(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
+    post(s, Endpoint::Cpix, h, b).await
+}
+
+/// `POST /kms/v1/copyProtection`
+pub async fn copy_protection(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
+    post(s, Endpoint::CopyProtection, h, b).await
+}
+
+/// The SPEKE 1.0 request an Anevia GET stands for: one key, Widevine and
+/// PlayReady PSSH, FairPlay key URI.
+fn anevia_document(brand: &str, kid: KeyId) -> Document {
+    let mut wv = DrmSystem::new(kid, SystemId::WIDEVINE);
+    wv.pssh = Some(Signal::default());
+    let mut pr = DrmSystem::new(kid, SystemId::PLAYREADY);
+    pr.pssh = Some(Signal::default());
+    let mut fp = DrmSystem::new(kid, SystemId::FAIRPLAY);
+    fp.uri_ext_x_key = Some(Signal::default());
+    for name in ["KeyFormat", "KeyFormatVersions"] {
+        fp.extensions.push(Element::new(Ns::Speke, name));
+    }
+    Document {
+        attributes: vec![crate::cpix::xml::Attribute::new("id", brand)],
+        content_keys: Some(List::new(vec![ContentKey::new(kid)])),
+        drm_systems: Some(List::new(vec![wv, pr, fp])),
+        ..Document::default()
+    }
+}
+
+/// `GET /kms/v1/cpix-anevia/{brandGuid}/{kid}`: the key of `kid` under the
+/// content id `brandGuid`, as a SPEKE 1.0 response.
+pub async fn anevia(
+    State(state): State<Arc<AppState>>,
+    Path((brand, kid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    with_auth(
+        state,
+        Endpoint::Anevia,
+        headers,
+        move |state, who, _| async move {
+            let bad = |m: String| speke_error(SpekeError::BadRequest(m), false, None);
+            let kid = match KeyId::parse_uuid(&kid) {
+                Ok(k) => k,
+                Err(e) => return bad(format!("kid: {e}")),
+            };
+            let content_id = match ContentId::new(&brand) {
+                Ok(c) => c,
+                Err(e) => return bad(format!("brandGuid: {e}")),
+            };
+            let req = SpekeRequest {
+                version: SpekeVersion::V1_0,
+                doc: anevia_document(&brand, kid),
+                content_id,
+                scheme: None,
+            };
+            match issue(&state, &who, req).await {
+                Ok((xml, keys, content_id)) => {
+                    let mut response = (StatusCode::OK, xml).into_response();
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/xml; charset=utf-8"),
+                    );
+                    Outcome {
+                        status: StatusCode::OK,
+                        response,
+                        keys,
+                        content_id: Some(content_id),
+                        detail: None,
+                    }
+                }
+                Err(e) => speke_error(e, false, None),
+            }
+        },
+    )
+    .await
+}
+
+/// `GET /kms/v1/heartbeat` (SPEKE 1.0): 200 while the server runs.
+pub async fn heartbeat() -> Response {
+    let mut r = plain(StatusCode::OK, "OK".into());
+    r.headers_mut().insert(
+        "speke-user-agent",
+        HeaderValue::from_static(speke::USER_AGENT),
+    );
+    r
+}

@@ -1,0 +1,170 @@
+//! Request metrics in Prometheus text format: requests by status, errors,
+//! a latency histogram and keys issued, per endpoint and tenant. Other
+//! modules (the platform gateway) add their own families through
+//! [`Metrics::render_family`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A latency histogram.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (b, le) in self.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if s <= le {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += s;
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines for `name{labels}`.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {b}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    by_status: BTreeMap<u16, u64>,
+    errors_4xx: u64,
+    errors_5xx: u64,
+    latency: Histogram,
+    keys_issued: u64,
+}
+
+/// Escapes a Prometheus label value.
+pub fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The server's request metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    series: Mutex<BTreeMap<(&'static str, String), Series>>,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn record(
+        &self,
+        endpoint: &'static str,
+        tenant: &str,
+        status: u16,
+        elapsed: Duration,
+        keys: usize,
+    ) {
+        let Ok(mut map) = self.series.lock() else {
+            return;
+        };
+        let s = map.entry((endpoint, tenant.to_owned())).or_default();
+        *s.by_status.entry(status).or_default() += 1;
+        match status {
+            400..=499 => s.errors_4xx += 1,
+            500..=599 => s.errors_5xx += 1,
+            _ => {}
+        }
+        s.latency.observe(elapsed);
+        s.keys_issued += keys as u64;
+    }
+
+    /// Renders every family in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let Ok(map) = self.series.lock() else {
+            return out;
+        };
+        out.push_str(
+            "# HELP cpixd_http_requests_total HTTP requests by endpoint, tenant and status.\n",
+        );
+        out.push_str("# TYPE cpixd_http_requests_total counter\n");
+        for ((ep, tenant), s) in map.iter() {
+            for (status, n) in &s.by_status {
+                let _ = writeln!(
+                    out,
+                    "cpixd_http_requests_total{{endpoint=\"{ep}\",tenant=\"{}\",status=\"{status}\"}} {n}",
+                    label(tenant)
+                );
+            }
+        }
+        out.push_str("# HELP cpixd_http_request_errors_total Requests answered with 4xx or 5xx.\n");
+        out.push_str("# TYPE cpixd_http_request_errors_total counter\n");
+        for ((ep, tenant), s) in map.iter() {
+            for (class, n) in [("4xx", s.errors_4xx), ("5xx", s.errors_5xx)] {
+                let _ = writeln!(
+                    out,
+                    "cpixd_http_request_errors_total{{endpoint=\"{ep}\",tenant=\"{}\",class=\"{class}\"}} {n}",
+                    label(tenant)
+                );
+            }
+        }
+        out.push_str("# HELP cpixd_http_request_duration_seconds Request latency.\n");
+        out.push_str("# TYPE cpixd_http_request_duration_seconds histogram\n");
+        for ((ep, tenant), s) in map.iter() {
+            let labels = format!("endpoint=\"{ep}\",tenant=\"{}\"", label(tenant));
+            s.latency
+                .render(&mut out, "cpixd_http_request_duration_seconds", &labels);
+        }
+        out.push_str("# HELP cpixd_keys_issued_total Content keys handed out in responses.\n");
+        out.push_str("# TYPE cpixd_keys_issued_total counter\n");
+        for ((ep, tenant), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "cpixd_keys_issued_total{{endpoint=\"{ep}\",tenant=\"{}\"}} {}",
+                label(tenant),
+                s.keys_issued
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_errors_histogram_and_keys() {
+        let m = Metrics::default();
+        m.record("speke2", "acme", 200, Duration::from_millis(3), 8);
+        m.record("speke2", "acme", 422, Duration::from_micros(300), 0);
+        m.record("speke", "b\"x", 503, Duration::from_secs(3), 0);
+        let text = m.render();
+        for line in [
+            r#"cpixd_http_requests_total{endpoint="speke2",tenant="acme",status="200"} 1"#,
+            r#"cpixd_http_requests_total{endpoint="speke2",tenant="acme",status="422"} 1"#,
+            r#"cpixd_http_request_errors_total{endpoint="speke2",tenant="acme",class="4xx"} 1"#,
+            r#"cpixd_http_request_errors_total{endpoint="speke",tenant="b\"x",class="5xx"} 1"#,
+            r#"cpixd_http_request_duration_seconds_bucket{endpoint="speke2",tenant="acme",le="0.0005"} 1"#,
+            r#"cpixd_http_request_duration_seconds_bucket{endpoint="speke2",tenant="acme",le="0.005"} 2"#,
+            r#"cpixd_http_request_duration_seconds_bucket{endpoint="speke",tenant="b\"x",le="2.5"} 0"#,
+            r#"cpixd_http_request_duration_seconds_count{endpoint="speke2",tenant="acme"} 2"#,
+            r#"cpixd_keys_issued_total{endpoint="speke2",tenant="acme"} 8"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Key store backends. `embedded` is the default: a crash-safe redb file in
+//! the data directory, pure Rust, no server to run.
+
+pub mod embedded;
+
+pub use embedded::EmbeddedStore;

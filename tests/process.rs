@@ -1,0 +1,303 @@
+//! `cpixd serve` as a child process: keys survive SIGKILL in the middle of
+//! a burst (every key a client received comes back identical, no request
+//! is half-stored), SIGTERM shuts down cleanly, the embedded default works
+//! from an empty directory, and no content key ever reaches the log.
+
+mod common;
+
+use common::http::{send, try_send};
+use common::server::{config_toml, ACME_KEY};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+/// Starts `cpixd serve` and waits for its "listening on" line.
+fn start(dir: &Path, config: Option<&Path>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpixd"));
+    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .current_dir(dir)
+        .env("CPIXD_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cpixd");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on http://") {
+                let rest = &line[i + "listening on ".len()..];
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    Server { child, base, log }
+}
+
+impl Server {
+    fn sigterm(mut self) -> String {
+        unsafe_free_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        log
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal with the `kill` command (no unsafe code in the tests).
+fn unsafe_free_kill(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("cpixd.toml");
+    std::fs::write(&p, config_toml()).unwrap();
+    p
+}
+
+fn kid(n: u64, k: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", n, k)
+}
+
+/// A SPEKE 2.0 request with two fresh keys for channel `n`.
+fn request(n: u64) -> String {
+    format!(
+        r#"<cpix:CPIX contentId="burst-{n}" version="2.3" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">
+<cpix:ContentKeyList><cpix:ContentKey kid="{a}" commonEncryptionScheme="cenc"/><cpix:ContentKey kid="{b}" commonEncryptionScheme="cenc"/></cpix:ContentKeyList>
+<cpix:DRMSystemList><cpix:DRMSystem kid="{a}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem><cpix:DRMSystem kid="{b}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem></cpix:DRMSystemList>
+<cpix:ContentKeyUsageRuleList><cpix:ContentKeyUsageRule kid="{a}" intendedTrackType="VIDEO"><cpix:VideoFilter/></cpix:ContentKeyUsageRule><cpix:ContentKeyUsageRule kid="{b}" intendedTrackType="AUDIO"><cpix:AudioFilter/></cpix:ContentKeyUsageRule></cpix:ContentKeyUsageRuleList>
+</cpix:CPIX>"#,
+        a = kid(n, 1),
+        b = kid(n, 2)
+    )
+}
+
+/// (KID, key) pairs of one response.
+type Keys = Vec<(String, Vec<u8>)>;
+
+async fn ask(base: &str, body: &str) -> Option<Keys> {
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        try_send(
+            "POST",
+            &format!("{base}/kms/v1/speke2"),
+            &[
+                ("x-api-key", ACME_KEY),
+                ("x-tenant-id", "acme"),
+                ("content-type", "application/xml"),
+                ("x-speke-version", "2.0"),
+            ],
+            body.as_bytes().to_vec(),
+        ),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    let doc = cpixd::cpix::parse(&r.body).ok()?;
+    Some(
+        doc.keys()
+            .iter()
+            .map(|k| (k.kid.to_string(), k.plain_value().unwrap().to_vec()))
+            .collect(),
+    )
+}
+
+/// KIDs in the store, read with `cpixd keys list` (server stopped).
+fn stored_kids(dir: &Path, config: &Path) -> BTreeSet<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cpixd"))
+        .args(["keys", "list", "--tenant", "acme", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_burst_loses_no_received_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let server = start(dir.path(), Some(&config));
+    let base = server.base.clone();
+    let received: Arc<Mutex<BTreeMap<u64, Keys>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..6u64 {
+        let (base, received, stop) = (base.clone(), received.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = w;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(keys) = ask(&base, &request(n)).await {
+                    received.lock().unwrap().insert(n, keys);
+                }
+                n += 6;
+            }
+            n
+        }));
+    }
+    // Let the burst run, then kill without warning.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().len() < 150 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.sigkill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = 0;
+    for w in workers {
+        sent = sent.max(w.await.unwrap());
+    }
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received.len() >= 150,
+        "only {} responses before the kill",
+        received.len()
+    );
+    assert!(
+        sent as usize > received.len(),
+        "the kill came after the burst"
+    );
+
+    // Nothing half-written: each request's two keys are stored together or not at all.
+    let stored = stored_kids(dir.path(), &config);
+    for n in 0..sent + 6 {
+        let (a, b) = (stored.contains(&kid(n, 1)), stored.contains(&kid(n, 2)));
+        assert_eq!(a, b, "request {n} is half stored");
+        if received.contains_key(&n) {
+            assert!(a, "request {n} was answered but not stored");
+        }
+    }
+    // Every key a client received comes back identical after the restart.
+    let server = start(dir.path(), Some(&config));
+    for (n, keys) in &received {
+        let again = ask(&server.base, &request(*n))
+            .await
+            .expect("answer after restart");
+        assert_eq!(&again, keys, "request {n} changed after the crash");
+    }
+    server.sigterm();
+}
+
+#[tokio::test]
+async fn embedded_default_and_logs_never_carry_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), None);
+    let key_file = dir.path().join("default-api-key");
+    let api_key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut keys = Vec::new();
+    for name in [
+        "v2-video5-audio3-widevine-playready-fairplay-live.xml",
+        "v1-hls-aes128-fairplay-widevine-playready-live.xml",
+        "v2-video1-unencrypted-hls-aes128-vod.xml",
+    ] {
+        let body = common::read(&common::fixtures().join("requests").join(name));
+        let r = send(
+            "POST",
+            &format!("{}/kms/v1/copyProtection", server.base),
+            &[
+                ("x-api-key", &api_key),
+                ("x-tenant-id", "default"),
+                ("content-type", "application/xml"),
+            ],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        for k in cpixd::cpix::parse(&r.body).unwrap().keys() {
+            keys.push(k.plain_value().unwrap().to_vec());
+        }
+    }
+    // A refused request too, so error paths are in the log.
+    let r = send(
+        "POST",
+        &format!("{}/kms/v1/speke2", server.base),
+        &[("x-api-key", &api_key), ("content-type", "application/xml")],
+        b"<cpix:CPIX xmlns:cpix=\"urn:dashif:org:cpix\"/>".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let log = server.sigterm();
+    assert!(
+        log.contains(&key_file.display().to_string()) || log.contains("default-api-key"),
+        "{log}"
+    );
+    assert!(!log.contains(&api_key), "the API key is logged");
+    assert!(
+        log.contains("keys issued") && log.contains("key store flushed"),
+        "{log}"
+    );
+    assert!(keys.len() >= 10);
+    let lower = log.to_lowercase();
+    for k in &keys {
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = cpixd::b64::encode(k);
+        let mut url = String::new();
+        cpixd::b64::encode_url_into(k, &mut url);
+        assert!(!lower.contains(&hex), "hex key in log");
+        assert!(
+            !log.contains(&b64) && !log.contains(b64.trim_end_matches('=')),
+            "base64 key in log"
+        );
+        assert!(!log.contains(&url), "base64url key in log");
+    }
+    // Restarting on the same directory keeps the same API key and keys.
+    let server = start(dir.path(), None);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), api_key);
+    server.sigterm();
+}
