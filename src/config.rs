@@ -63,6 +63,8 @@ pub struct LimitsConfig {
     pub max_xml_elements: usize,
     /// Longest a request may take, in seconds.
     pub request_timeout_secs: u64,
+    /// Memory for answers to repeated requests (0 disables the cache).
+    pub response_cache_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -73,6 +75,7 @@ impl Default for LimitsConfig {
             max_xml_depth: xml.max_depth,
             max_xml_elements: xml.max_elements,
             request_timeout_secs: 30,
+            response_cache_bytes: 16 << 20,
         }
     }
 }

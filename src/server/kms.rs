@@ -5,6 +5,7 @@
 //! for keys, so a refused request writes nothing.
 
 use super::auth::{authenticate, Principal};
+use super::cache::{Cached, ResponseCache};
 use super::error::{header_text, plain, ApiError};
 use super::AppState;
 use crate::cpix::xml::{Element, Ns};
@@ -20,6 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
+use zeroize::Zeroizing;
 
 /// A KMS endpoint (label of its metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +276,16 @@ async fn speke_request(
         Ok(b) => b,
         Err(e) => return api_error(e),
     };
+    let cache_key = ResponseCache::key(&who.tenant.id, ep.name(), vh, &body);
+    if let Some(hit) = state.responses.get(&cache_key) {
+        return Outcome {
+            status: StatusCode::OK,
+            response: xml_ok(hit.body.to_vec(), hit.v2, Some(&hit.version)),
+            keys: hit.keys,
+            content_id: Some(hit.content_id),
+            detail: None,
+        };
+    }
     let parsed = match version {
         Some(v) => speke::parse_request(&body, v, &state.xml_limits),
         None => speke::parse_request_detect(&body, &state.xml_limits),
@@ -286,14 +298,22 @@ async fn speke_request(
     let echo = vh
         .map(str::to_owned)
         .unwrap_or_else(|| req.version.as_str().to_owned());
+    let cacheable = req.doc.recipients().is_empty();
     match issue(state, who, req).await {
         Ok((xml, keys, content_id)) => {
-            let mut response = (StatusCode::OK, xml).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/xml; charset=utf-8"),
-            );
-            add_speke_headers(&mut response, v2, Some(&echo));
+            if cacheable {
+                state.responses.put(
+                    cache_key,
+                    Cached {
+                        body: Arc::new(Zeroizing::new(xml.as_bytes().to_vec())),
+                        keys,
+                        content_id: content_id.clone(),
+                        v2,
+                        version: echo.clone(),
+                    },
+                );
+            }
+            let response = xml_ok(xml.into_bytes(), v2, Some(&echo));
             Outcome {
                 status: StatusCode::OK,
                 response,
@@ -304,6 +324,17 @@ async fn speke_request(
         }
         Err(e) => speke_error(e, v2, Some(&echo)),
     }
+}
+
+/// A 200 with an XML body and the SPEKE headers.
+fn xml_ok(body: Vec<u8>, v2: bool, version: Option<&str>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    add_speke_headers(&mut response, v2, version);
+    response
 }
 
 /// Records metrics and one log line (never bodies or keys).

@@ -4,6 +4,7 @@
 //! the key store.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod kms;
 pub mod metrics;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// XML parsing limits.
     pub xml_limits: crate::cpix::Limits,
+    /// Recent responses, for repeated requests.
+    pub responses: cache::ResponseCache,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             ..crate::cpix::Limits::default()
         };
         AppState {
+            responses: cache::ResponseCache::new(config.limits.response_cache_bytes),
             tenants: config.tenants.iter().cloned().map(Arc::new).collect(),
             config,
             store,
@@ -257,6 +261,10 @@ pub async fn shutdown_signal() {
 
 /// Runs `cpixd serve` with `config` until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), String> {
+    // A channel-start storm opens a connection per channel.
+    if let Ok(n) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!(open_files = n, "file descriptor limit");
+    }
     let keyring = crate::config::load_keyring(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;

@@ -1,0 +1,378 @@
+//! Load test of `cpixd serve` on loopback. Runs, in one go:
+//!
+//! 1. a baseline: a minimal axum server (this program, in a child process)
+//!    returning a body of the same size as cpixd's response;
+//! 2. (a) repeated SPEKE 2.0 requests for existing keys against cpixd
+//!    (PRESET-VIDEO-5 + PRESET-AUDIO-3, Widevine + PlayReady + FairPlay:
+//!    8 keys, 24 DRMSystems), same connections and duration as the baseline;
+//! 3. (b) a channel-start storm: N concurrent requests for new content
+//!    (fresh content ids and KIDs, so every key is a durable write), then
+//!    SIGKILL, restart, and a check that every key comes back identical.
+//!
+//! It prints requests/s, p50/p99 latency and cpixd's peak RSS. Traffic goes
+//! to 127.0.0.1 only and the run is bounded in count and time.
+//!
+//!   cargo build --release --bin cpixd --example loadtest
+//!   target/release/examples/loadtest [--seconds 10] [--connections 32] [--storm 1000]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const API_KEY: &str = "loadtest-api-key";
+const REQUEST: &str = "fixtures/requests/v2-video5-audio3-widevine-playready-fairplay-live.xml";
+
+struct Args {
+    seconds: u64,
+    connections: usize,
+    storm: usize,
+    cpixd: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        seconds: 10,
+        connections: 32,
+        storm: 1000,
+        cpixd: PathBuf::from("target/release/cpixd"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("missing value");
+        match flag.as_str() {
+            "--seconds" => a.seconds = value().parse().expect("--seconds N"),
+            "--connections" => a.connections = value().parse().expect("--connections N"),
+            "--storm" => a.storm = value().parse().expect("--storm N"),
+            "--cpixd" => a.cpixd = value().into(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// Waits for a child's "listening on http://ADDR" line on stderr.
+fn wait_listening(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on http://") {
+                let addr = line[i + "listening on http://".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("server start")
+}
+
+fn start_cpixd(bin: &Path, dir: &Path) -> (Child, String) {
+    let cfg = dir.join("cpixd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[log]\nlevel = \"warn,cpixd=info\"\n[[tenant]]\nid = \"load\"\napi_key_sha256 = [\"{}\"]\n",
+            cpixd::crypto::sha256_hex(API_KEY.as_bytes())
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cpixd (build it with cargo build --release)");
+    let addr = wait_listening(&mut child);
+    (child, addr)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .build_http()
+}
+
+async fn post(c: &HttpClient, url: &str, body: &Bytes) -> Result<(u16, Bytes), String> {
+    let req = hyper::Request::post(url)
+        .header("x-api-key", API_KEY)
+        .header("x-tenant-id", "load")
+        .header("x-speke-version", "2.0")
+        .header("content-type", "application/xml")
+        .body(Full::new(body.clone()))
+        .map_err(|e| e.to_string())?;
+    let resp = c.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
+struct Stats {
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+/// `connections` workers send `body` to `url` for `seconds`.
+async fn closed_loop(url: &str, body: Bytes, connections: usize, seconds: u64) -> Stats {
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (c, url, body) = (c.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match post(&c, &url, &body).await {
+                    Ok((200, _)) => lat.push(t.elapsed().as_micros() as u64),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Stats {
+        requests: all.len(),
+        errors,
+        seconds,
+        latencies_us: all,
+    }
+}
+
+/// The load request rewritten for channel `n`: new content id and KIDs.
+fn storm_request(template: &str, kids: &[String], n: usize) -> String {
+    let mut s = template.replace(
+        "contentId=\"channel-5\"",
+        &format!("contentId=\"storm-{n}\""),
+    );
+    for k in kids {
+        s = s.replace(k.as_str(), &format!("{:08x}{}", n, &k[8..]));
+    }
+    s
+}
+
+async fn storm(url: &str, requests: &[Bytes]) -> (Stats, Vec<Bytes>) {
+    let c = client();
+    let started = Instant::now();
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|b| {
+            let (c, url, b) = (c.clone(), url.to_owned(), b.clone());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = post(&c, &url, &b).await;
+                (t.elapsed().as_micros() as u64, r)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut bodies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (us, Ok((200, body))) => {
+                lat.push(us);
+                bodies.push(body);
+            }
+            (_, r) => {
+                errors += 1;
+                if errors < 5 {
+                    eprintln!(
+                        "storm error: {:?}",
+                        r.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned()))
+                    );
+                }
+                bodies.push(Bytes::new());
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    (
+        Stats {
+            requests: lat.len(),
+            errors,
+            seconds,
+            latencies_us: lat,
+        },
+        bodies,
+    )
+}
+
+fn keys_of(body: &[u8]) -> Vec<Vec<u8>> {
+    cpixd::cpix::parse(body)
+        .map(|d| {
+            d.keys()
+                .iter()
+                .filter_map(|k| k.plain_value().map(<[u8]>::to_vec))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The baseline server: `POST` anything → a fixed body of `size` bytes.
+async fn baseline_server(size: usize) {
+    use axum::routing::post as route_post;
+    let body = Bytes::from(vec![b'x'; size]);
+    let app = axum::Router::new().route(
+        "/",
+        route_post(move |_: Bytes| {
+            let body = body.clone();
+            async move { ([("content-type", "application/xml; charset=utf-8")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    eprintln!("listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(listener, app).await.unwrap();
+}
+
+fn main() {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("--baseline-server") {
+        let size: usize = raw.next().and_then(|s| s.parse().ok()).expect("size");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(baseline_server(size));
+        return;
+    }
+    let a = args();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let template = std::fs::read_to_string(REQUEST).expect("run from the repository root");
+    let body = Bytes::from(template.clone());
+    let dir = tempfile::tempdir().unwrap();
+
+    let (mut cpixd, addr) = start_cpixd(&a.cpixd, dir.path());
+    let url = format!("http://{addr}/kms/v1/speke2");
+    let first = rt
+        .block_on(post(&client(), &url, &body))
+        .expect("first request");
+    assert_eq!(first.0, 200, "{}", String::from_utf8_lossy(&first.1));
+    let size = first.1.len();
+
+    let mut baseline = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &size.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let baseline_addr = wait_listening(&mut baseline);
+    let base = rt.block_on(closed_loop(
+        &format!("http://{baseline_addr}/"),
+        body.clone(),
+        a.connections,
+        a.seconds,
+    ));
+    let _ = baseline.kill();
+    let _ = baseline.wait();
+    let existing = rt.block_on(closed_loop(&url, body.clone(), a.connections, a.seconds));
+
+    let kids: Vec<String> = cpixd::cpix::parse(template.as_bytes())
+        .unwrap()
+        .keys()
+        .iter()
+        .map(|k| k.kid.to_string())
+        .collect();
+    let requests: Vec<Bytes> = (0..a.storm)
+        .map(|n| Bytes::from(storm_request(&template, &kids, n)))
+        .collect();
+    let (storm_stats, bodies) = rt.block_on(storm(&url, &requests));
+    let rss = peak_rss_mib(cpixd.id());
+
+    // Durability: kill without warning, restart, every key must come back.
+    let _ = cpixd.kill();
+    let _ = cpixd.wait();
+    let (mut again, addr2) = start_cpixd(&a.cpixd, dir.path());
+    let url2 = format!("http://{addr2}/kms/v1/speke2");
+    let (_, bodies2) = rt.block_on(storm(&url2, &requests));
+    let durable = bodies
+        .iter()
+        .zip(&bodies2)
+        .filter(|(x, y)| !x.is_empty() && keys_of(x) == keys_of(y) && !keys_of(x).is_empty())
+        .count();
+    let _ = again.kill();
+    let _ = again.wait();
+
+    println!("| run | requests | errors | req/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, s) in [
+        ("baseline axum, same body size", &base),
+        ("(a) cpixd, existing keys", &existing),
+        ("(b) cpixd, storm of new content", &storm_stats),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            s.requests,
+            s.errors,
+            s.rps(),
+            s.pct(0.5),
+            s.pct(0.99)
+        );
+    }
+    println!();
+    println!(
+        "response {size} bytes; {} connections for {} s; (a)/baseline = {:.0} %",
+        a.connections,
+        a.seconds,
+        100.0 * existing.rps() / base.rps()
+    );
+    println!(
+        "storm: {} concurrent new-content requests answered in {:.2} s; {durable}/{} identical after SIGKILL + restart",
+        a.storm, storm_stats.seconds, a.storm
+    );
+    println!("cpixd peak RSS (VmHWM): {rss:.1} MiB");
+}
