@@ -3,6 +3,9 @@
 //! systems and (b) a SPEKE 2.0 PRESET-VIDEO-5 + PRESET-AUDIO-3 request with
 //! Widevine, PlayReady and FairPlay (8 keys, 24 DRMSystems).
 //!
+//! (c) is (b) with one 2048-bit recipient certificate: every key encrypted
+//! (two RSA-OAEP wraps, AES-256-CBC and HMAC-SHA512 per key).
+//!
 //! Run: `cargo bench --bench engine` (uses mimalloc, like the binary).
 
 use cpixd::cpix::Limits;
@@ -12,6 +15,10 @@ use cpixd::speke::{self, FillContext, MemoryKeySource, SpekeVersion};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
+
+#[path = "../tests/common/certs.rs"]
+#[allow(dead_code)]
+mod certs;
 
 /// The allocator of the `cpixd` binary, so the figures are the server's.
 #[global_allocator]
@@ -39,10 +46,7 @@ fn engine(c: &mut Criterion) {
         let body = std::fs::read(&path).expect("bench fixture");
         let rng = Arc::new(SeededRandom::new(1));
         let keys = MemoryKeySource::new(rng.clone());
-        let ctx = FillContext {
-            settings: &settings,
-            rng: &*rng,
-        };
+        let ctx = FillContext::new(&settings, &*rng);
         // Keys exist after the first answer: the benches measure the
         // engine, not key generation.
         let first = speke::answer(&body, version, &keys, &ctx, &limits).expect("answer");
@@ -76,5 +80,35 @@ fn engine(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, engine);
+fn encrypted(c: &mut Criterion) {
+    let settings = DrmSettings::default();
+    let limits = Limits::default();
+    let path = format!(
+        "{}/fixtures/requests/v2-video5-audio3-widevine-playready-fairplay-live.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let clear = std::fs::read_to_string(&path).expect("bench fixture");
+    let recipient = certs::make(2048, 2020, 2099);
+    let body = certs::with_recipients(&clear, &[&recipient.cert_der]);
+    let rng = Arc::new(SeededRandom::new(2));
+    let keys = MemoryKeySource::new(rng.clone());
+    let ctx = FillContext::new(&settings, &*rng);
+    speke::answer(body.as_bytes(), SpekeVersion::V2_0, &keys, &ctx, &limits).expect("answer");
+    let mut g = c.benchmark_group("c_v2_video5_audio3_3drm_encrypted_1_recipient");
+    g.bench_function("end_to_end", |b| {
+        b.iter(|| {
+            speke::answer(
+                black_box(body.as_bytes()),
+                SpekeVersion::V2_0,
+                &keys,
+                &ctx,
+                &limits,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine, encrypted);
 criterion_main!(benches);

@@ -68,6 +68,9 @@ pub enum Command {
     /// PSSH box tools.
     #[command(subcommand)]
     Pssh(PsshCommand),
+    /// CPIX document tools.
+    #[command(subcommand)]
+    Cpix(CpixCommand),
 }
 
 /// Arguments of `cpixd serve`.
@@ -163,6 +166,23 @@ pub struct AnswerArgs {
     pub drm_settings: Option<PathBuf>,
 }
 
+/// `cpixd cpix …`
+#[derive(Debug, Subcommand)]
+pub enum CpixCommand {
+    /// Decrypt the content keys of a CPIX document addressed to a private
+    /// key; every MAC is verified before any key is printed.
+    Decrypt {
+        /// Private key: PEM (PKCS#8 or PKCS#1) or PKCS#12 (.pfx/.p12).
+        #[arg(long)]
+        key: PathBuf,
+        /// Password of a PKCS#12 file.
+        #[arg(long)]
+        password: Option<String>,
+        /// The document, or `-` for standard input.
+        file: PathBuf,
+    },
+}
+
 /// `cpixd pssh …`
 #[derive(Debug, Subcommand)]
 pub enum PsshCommand {
@@ -216,10 +236,7 @@ pub fn speke_answer(args: &AnswerArgs) -> Result<i32, CliError> {
         None => detect_version(&body),
     };
     let keys = MemoryKeySource::new(rng.clone());
-    let ctx = FillContext {
-        settings: &settings,
-        rng: &*rng,
-    };
+    let ctx = FillContext::new(&settings, &*rng);
     match speke::answer(&body, version, &keys, &ctx, &Limits::default()) {
         Ok(resp) => {
             std::io::stdout()
@@ -481,6 +498,43 @@ pub fn hash_secret() -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// Runs `cpixd cpix decrypt`: prints `KID BASE64 HEX` per key.
+pub fn cpix_decrypt(
+    key: &std::path::Path,
+    password: Option<&str>,
+    file: &std::path::Path,
+) -> Result<i32, CliError> {
+    let doc_bytes = read_input(file)?;
+    let key_bytes = std::fs::read(key).map_err(io_err(key.display().to_string()))?;
+    let private = match crate::crypto::x509::load_private_key(&key_bytes, password) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{}: {e}", key.display());
+            return Ok(EXIT_REJECTED);
+        }
+    };
+    let doc = match crate::cpix::parse(&doc_bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return Ok(EXIT_REJECTED);
+        }
+    };
+    match crate::delivery::decrypt_document(&doc, &private) {
+        Ok(keys) => {
+            for k in keys {
+                let hex: String = k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+                println!("{} {} {hex}", k.kid, crate::b64::encode(k.key.expose()));
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(EXIT_REJECTED)
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
@@ -488,6 +542,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Keys(k) => keys(&k),
         Command::HashSecret => hash_secret(),
+        Command::Cpix(CpixCommand::Decrypt {
+            key,
+            password,
+            file,
+        }) => cpix_decrypt(&key, password.as_deref(), &file),
         Command::Speke(SpekeCommand::Answer(a)) => speke_answer(&a),
         Command::Pssh(PsshCommand::Decode { base64 }) => pssh_decode(&base64),
     }

@@ -4,6 +4,7 @@
 //! when no file is given (data in `./cpixd-data`, a generated master key and
 //! one tenant `default` with a generated API key).
 
+use crate::crypto::x509::CertPolicy;
 use crate::crypto::{sha256_hex, MasterKey, OsRandom, SecureRandom};
 use crate::drm::{self, DrmSettings};
 use crate::keys::Keyring;
@@ -37,8 +38,30 @@ pub struct FileConfig {
     pub log: LogConfig,
     /// Tenants and their credentials.
     pub tenant: Vec<TenantConfig>,
+    /// Recipient certificate policies for encrypted key delivery.
+    pub delivery: DeliveryConfig,
     /// Upstream video platforms (see the gateway documentation).
     pub platforms: Option<toml::Table>,
+}
+
+/// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
+/// each kind of endpoint accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// SPEKE endpoints (AWS requires 2048-bit RSA).
+    pub speke: CertPolicy,
+    /// The generic CPIX endpoint (CPIX recommends 3072-bit RSA).
+    pub cpix: CertPolicy,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            speke: CertPolicy::SPEKE,
+            cpix: CertPolicy::CPIX,
+        }
+    }
 }
 
 /// `[tls]`
@@ -153,6 +176,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Tenants.
     pub tenants: Vec<Tenant>,
+    /// Recipient certificate policies.
+    pub delivery: DeliveryConfig,
     /// Platform gateway settings, as written.
     pub platforms: Option<toml::Table>,
     /// True when running on the embedded default (no configuration file).
@@ -309,6 +334,14 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
     if l.request_timeout_secs == 0 {
         errors.push("limits.request_timeout_secs: must be positive".into());
     }
+    for (name, p) in [
+        ("delivery.speke", &file.delivery.speke),
+        ("delivery.cpix", &file.delivery.cpix),
+    ] {
+        if p.min_rsa_bits < 1024 {
+            errors.push(format!("{name}.min_rsa_bits: at least 1024"));
+        }
+    }
     if !matches!(file.log.format.as_str(), "text" | "json") {
         errors.push(format!(
             "log.format: {:?} is not text or json",
@@ -395,6 +428,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         limits: file.limits,
         log: file.log,
         tenants,
+        delivery: file.delivery,
         platforms: file.platforms,
         embedded_default: false,
     })

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod cpix;
 pub mod crypto;
+pub mod delivery;
 pub mod drm;
 pub mod ids;
 pub mod keys;

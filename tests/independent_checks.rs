@@ -83,3 +83,90 @@ fn the_checker_catches_broken_responses() {
         .arg(xsd);
     println!("{}", run_ok(cmd));
 }
+
+#[test]
+fn an_encrypted_response_decrypts_with_pythons_cryptography() {
+    let Some(py) = python() else { return };
+    use common::certs::{pair, with_recipients};
+    use cpixd::crypto::SeededRandom;
+    use cpixd::speke::{self, FillContext, MemoryKeySource, SpekeVersion};
+    let request = String::from_utf8(common::read(
+        &common::fixtures()
+            .join("requests")
+            .join("v2-video5-audio3-widevine-playready-fairplay-live.xml"),
+    ))
+    .unwrap();
+    let [r1, r2] = pair();
+    let rng = std::sync::Arc::new(SeededRandom::new(33));
+    let keys = MemoryKeySource::new(rng.clone());
+    let settings = cpixd::drm::DrmSettings::default();
+    let ctx = FillContext::new(&settings, &*rng);
+    let answer = |body: &str| {
+        speke::answer(
+            body.as_bytes(),
+            SpekeVersion::V2_0,
+            &keys,
+            &ctx,
+            &Default::default(),
+        )
+        .unwrap()
+        .body
+    };
+    let encrypted = answer(&with_recipients(&request, &[&r1.cert_der, &r2.cert_der]));
+    let clear = cpixd::cpix::parse(answer(&request).as_bytes()).unwrap();
+    let expected: serde_json::Map<String, serde_json::Value> = clear
+        .keys()
+        .iter()
+        .map(|k| {
+            (
+                k.kid.to_string(),
+                cpixd::b64::encode(k.plain_value().unwrap()).into(),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (resp, expect) = (
+        dir.path().join("response.xml"),
+        dir.path().join("expected.json"),
+    );
+    std::fs::write(&resp, &encrypted).unwrap();
+    std::fs::write(&expect, serde_json::to_string(&expected).unwrap()).unwrap();
+    for (i, r) in [r1, r2].iter().enumerate() {
+        let key = dir.path().join(format!("key{i}.pem"));
+        std::fs::write(&key, &r.key_pem).unwrap();
+        let mut cmd = Command::new(&py);
+        cmd.arg(common::root().join("tests/py/decrypt_check.py"))
+            .args([&resp, &key, &expect]);
+        let out = run_ok(cmd);
+        assert!(out.contains("OK 8 keys"), "{out}");
+    }
+    // The encrypted document is valid CPIX too (schema, references, signalling).
+    if let Some(xsd) = common::shared("xsd") {
+        let mut cmd = Command::new(&py);
+        cmd.arg(common::root().join("tests/py/check_responses.py"))
+            .arg("--xsd-dir")
+            .arg(xsd)
+            .arg(&resp);
+        let out = run_ok(cmd);
+        assert!(out.contains("OK "), "{out}");
+    }
+    // The checker is not blind: a flipped MAC byte fails it.
+    let doc = cpixd::cpix::parse(encrypted.as_bytes()).unwrap();
+    let mut bad = doc.clone();
+    bad.content_keys.as_mut().unwrap().items[0]
+        .data
+        .as_mut()
+        .unwrap()
+        .value_mac
+        .as_mut()
+        .unwrap()[5] ^= 0x40;
+    std::fs::write(&resp, cpixd::cpix::write(&bad, &Default::default())).unwrap();
+    let key = dir.path().join("key0.pem");
+    let out = Command::new(&py)
+        .arg(common::root().join("tests/py/decrypt_check.py"))
+        .args([&resp, &key, &expect])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ValueMAC does not verify"));
+}

@@ -374,7 +374,7 @@ proptest! {
         let rng = Arc::new(SeededRandom::new(1));
         let keys = MemoryKeySource::new(rng.clone());
         let settings = DrmSettings::default();
-        let ctx = FillContext { settings: &settings, rng: &*rng };
+        let ctx = FillContext::new(&settings, &*rng);
         for v in [SpekeVersion::V1_0, SpekeVersion::V2_0, SpekeVersion::V2_1] {
             if let Err(e) = speke::answer(&input, v, &keys, &ctx, &Limits::default()) {
                 prop_assert!(e.status(v.is_v2()) < 500, "{e}");

@@ -407,3 +407,71 @@ async fn https_with_a_pem_certificate() {
     task.await.unwrap();
     plain.stop().await;
 }
+
+#[tokio::test]
+async fn encrypted_delivery_layout_depends_on_the_endpoint() {
+    use common::certs::{pair, with_recipients};
+    use cpixd::cpix::xml::Ns;
+    let recipient = &pair()[0];
+    let body = with_recipients(
+        &String::from_utf8(fixture(V2)).unwrap(),
+        &[&recipient.cert_der],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &config_toml()).await;
+    // SPEKE: AWS layout.
+    let r = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("PlainValue"));
+    let doc = cpix::parse(&r.body).unwrap();
+    let key = doc.recipients()[0]
+        .mac_method
+        .as_ref()
+        .unwrap()
+        .child(&Ns::Cpix, "Key")
+        .unwrap()
+        .clone();
+    assert!(
+        key.child(&Ns::Pskc, "EncryptedValue").is_some(),
+        "AWS layout on SPEKE"
+    );
+    // Generic CPIX refuses 2048-bit recipients by default (CPIX asks 3072).
+    let r = post(&s, "/kms/v1/cpix", &[], body.clone().into_bytes()).await;
+    assert!((400..500).contains(&r.status), "{}", r.text());
+    assert!(r.text().contains("at least 3072"), "{}", r.text());
+    // Encrypted answers are never served from the response cache.
+    let again = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
+    assert_ne!(again.body, r.body);
+    let d1 = cpixd::delivery::decrypt_document(
+        &doc,
+        &cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap(),
+    )
+    .unwrap();
+    let d2 = cpixd::delivery::decrypt_document(
+        &cpix::parse(&again.body).unwrap(),
+        &cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(d1, d2, "same keys, fresh encryption");
+    s.stop().await;
+    // With the CPIX policy lowered, the generic endpoint answers in the DASH-IF layout.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[delivery.cpix]\nmin_rsa_bits = 2048\n{}", config_toml());
+    let s = TestServer::start(dir.path(), &toml).await;
+    let r = post(&s, "/kms/v1/cpix", &[], body.into_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = cpix::parse(&r.body).unwrap();
+    let key = doc.recipients()[0]
+        .mac_method
+        .as_ref()
+        .unwrap()
+        .child(&Ns::Cpix, "Key")
+        .unwrap()
+        .clone();
+    assert!(
+        key.child(&Ns::Enc, "EncryptionMethod").is_some(),
+        "DASH-IF layout on CPIX"
+    );
+    assert!(key.child(&Ns::Pskc, "EncryptedValue").is_none());
+    s.stop().await;
+}

@@ -31,10 +31,7 @@ fn answer(request: &[u8]) -> (SpekeVersion, String) {
     let rng = Arc::new(SeededRandom::new(SEED));
     let keys = MemoryKeySource::new(rng.clone());
     let settings = settings();
-    let ctx = FillContext {
-        settings: &settings,
-        rng: &*rng,
-    };
+    let ctx = FillContext::new(&settings, &*rng);
     let resp = speke::answer(request, version, &keys, &ctx, &Limits::default())
         .unwrap_or_else(|e| panic!("{e} {:?}", e.detail()));
     (version, resp.body)

@@ -22,10 +22,7 @@ fn run(body: &[u8], version: SpekeVersion) -> Outcome {
     let rng = Arc::new(SeededRandom::new(5));
     let keys = MemoryKeySource::new(rng.clone());
     let settings = DrmSettings::default();
-    let ctx = FillContext {
-        settings: &settings,
-        rng: &*rng,
-    };
+    let ctx = FillContext::new(&settings, &*rng);
     let result = speke::answer(body, version, &keys, &ctx, &Limits::default()).map(|r| r.body);
     Outcome {
         result,
@@ -523,10 +520,7 @@ fn same_request_same_keys_different_kids_different_keys() {
     let rng = Arc::new(SeededRandom::new(9));
     let keys = MemoryKeySource::new(rng.clone());
     let settings = DrmSettings::default();
-    let ctx = FillContext {
-        settings: &settings,
-        rng: &*rng,
-    };
+    let ctx = FillContext::new(&settings, &*rng);
     let body = own("v2-video5-audio3-widevine-playready-fairplay-live.xml");
     let a = speke::answer(
         body.as_bytes(),

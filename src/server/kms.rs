@@ -10,6 +10,8 @@ use super::error::{header_text, plain, ApiError};
 use super::AppState;
 use crate::cpix::xml::{Element, Ns};
 use crate::cpix::{ContentKey, Document, DrmSystem, List, Signal};
+use crate::crypto::x509::CertCache;
+use crate::delivery::MacLayout;
 use crate::ids::{ContentId, KeyId, SystemId};
 use crate::keys::{IssueBatch, KeySpec, StoreError};
 use crate::speke::{
@@ -200,10 +202,23 @@ fn store_error(e: StoreError) -> SpekeError {
 /// response document.
 async fn issue(
     state: &AppState,
+    ep: Endpoint,
     who: &Principal,
     mut req: SpekeRequest,
 ) -> Result<(String, usize, String), SpekeError> {
-    let requests = speke::key_requests(&req)?;
+    // The generic CPIX endpoint speaks DASH-IF; the SPEKE ones speak AWS.
+    let (cert_policy, mac_layout) = match ep {
+        Endpoint::Cpix => (state.config.delivery.cpix, MacLayout::DashIf),
+        _ => (state.config.delivery.speke, MacLayout::Aws),
+    };
+    let ctx = FillContext {
+        settings: &who.tenant.drm,
+        rng: &*state.rng,
+        cert_policy,
+        mac_layout,
+        certs: CertCache::shared(),
+    };
+    let requests = speke::key_requests(&mut req, &ctx)?;
     let batch = IssueBatch {
         tenant: who.tenant.id.clone(),
         content_id: req.content_id.to_string(),
@@ -224,10 +239,6 @@ async fn issue(
             iv: s.iv,
         })
         .collect();
-    let ctx = FillContext {
-        settings: &who.tenant.drm,
-        rng: &*state.rng,
-    };
     speke::fill_with(&mut req, &requests, &issued, &ctx)?;
     Ok((
         speke::write_response(&req),
@@ -299,7 +310,7 @@ async fn speke_request(
         .map(str::to_owned)
         .unwrap_or_else(|| req.version.as_str().to_owned());
     let cacheable = req.doc.recipients().is_empty();
-    match issue(state, who, req).await {
+    match issue(state, ep, who, req).await {
         Ok((xml, keys, content_id)) => {
             if cacheable {
                 state.responses.put(
@@ -474,8 +485,9 @@ pub async fn anevia(
                 doc: anevia_document(&brand, kid),
                 content_id,
                 scheme: None,
+                recipients: Vec::new(),
             };
-            match issue(&state, &who, req).await {
+            match issue(&state, Endpoint::Anevia, &who, req).await {
                 Ok((xml, keys, content_id)) => {
                     let mut response = (StatusCode::OK, xml).into_response();
                     response.headers_mut().insert(

@@ -49,6 +49,10 @@ pub enum SpekeError {
     /// The key store refused or failed.
     #[error("{0}")]
     Keys(#[from] KeySourceError),
+    /// Encrypted delivery is impossible (refused certificate, malformed
+    /// DeliveryData).
+    #[error("{0}")]
+    Delivery(#[from] crate::delivery::DeliveryError),
     /// The DRM settings produce no valid signalling (server configuration).
     #[error("{0}")]
     Drm(#[from] DrmError),
@@ -60,6 +64,7 @@ impl SpekeError {
     /// id, 503 when storage is unavailable, 500 for configuration errors.
     pub fn status(&self, v2: bool) -> u16 {
         match self {
+            SpekeError::Delivery(_) if !v2 => 400,
             SpekeError::Keys(KeySourceError::Conflict { .. }) => 409,
             SpekeError::Keys(KeySourceError::Unavailable(_)) => 503,
             SpekeError::Drm(DrmError::InvalidSetting { .. }) => 500,

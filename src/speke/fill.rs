@@ -337,11 +337,6 @@ fn drop_placeholders(d: &mut DrmSystem) {
 /// exists.
 pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeError> {
     let v2 = req.version.is_v2();
-    if !req.doc.recipients().is_empty() {
-        return Err(SpekeError::BadRequest(
-            "encrypted key delivery (DeliveryDataList) is not supported yet".into(),
-        ));
-    }
     if v2 {
         check_requested_children(req)?;
     }
@@ -438,6 +433,9 @@ pub(super) fn fill_with(
     }
     if v2 {
         remove_attr(&mut doc.attributes, "id");
+    }
+    if !req.recipients.is_empty() {
+        crate::delivery::encrypt_document(&mut req.doc, &req.recipients, ctx.mac_layout, ctx.rng)?;
     }
     Ok(())
 }

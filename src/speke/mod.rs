@@ -16,9 +16,12 @@ pub use keysource::{
 };
 
 use crate::cpix::{self, Document, Limits, WriteOptions};
+use crate::crypto::x509::{CertCache, CertPolicy, Certificate};
 use crate::crypto::SecureRandom;
+use crate::delivery::{DeliveryError, MacLayout};
 use crate::drm::{DrmKind, DrmSettings, Scheme};
 use crate::ids::{ContentId, KeyId, SystemId};
+use std::sync::Arc;
 
 /// Value of the `Speke-User-Agent` / `X-Speke-User-Agent` response headers.
 pub const USER_AGENT: &str = concat!("cpixd/", env!("CARGO_PKG_VERSION"));
@@ -109,6 +112,9 @@ pub struct SpekeRequest {
     pub content_id: ContentId,
     /// The single scheme of all keys (always set for 2.x).
     pub scheme: Option<Scheme>,
+    /// Recipient certificates (one per `DeliveryData`), accepted by the
+    /// policy; empty for clear-key delivery. Set by [`key_requests`].
+    pub recipients: Vec<Arc<Certificate>>,
 }
 
 impl SpekeRequest {
@@ -248,6 +254,7 @@ fn validate_v1(doc: Document) -> Result<SpekeRequest, SpekeError> {
         doc,
         content_id,
         scheme,
+        recipients: Vec::new(),
     })
 }
 
@@ -291,6 +298,7 @@ fn validate_v2(doc: Document, version: SpekeVersion) -> Result<SpekeRequest, Spe
         doc,
         content_id,
         scheme,
+        recipients: Vec::new(),
     })
 }
 
@@ -319,12 +327,65 @@ fn reject_v1_content(doc: &Document) -> Result<(), SpekeError> {
 pub struct FillContext<'a> {
     /// Signalling settings (tenant specific).
     pub settings: &'a DrmSettings,
-    /// Random source (explicit IVs the store does not provide).
+    /// Random source (document keys, IVs of encrypted keys).
     pub rng: &'a dyn SecureRandom,
+    /// Which recipient certificates are accepted.
+    pub cert_policy: CertPolicy,
+    /// Layout of the MAC key in encrypted responses.
+    pub mac_layout: MacLayout,
+    /// Parsed certificates, shared between requests.
+    pub certs: &'a CertCache,
+}
+
+impl<'a> FillContext<'a> {
+    /// The SPEKE defaults: 2048-bit RSA minimum, AWS MAC-key layout, the
+    /// process-wide certificate cache.
+    pub fn new(settings: &'a DrmSettings, rng: &'a dyn SecureRandom) -> Self {
+        FillContext {
+            settings,
+            rng,
+            cert_policy: CertPolicy::SPEKE,
+            mac_layout: MacLayout::Aws,
+            certs: CertCache::shared(),
+        }
+    }
+}
+
+/// Parses and checks the recipient certificates of a request.
+fn resolve_recipients(req: &mut SpekeRequest, ctx: &FillContext<'_>) -> Result<(), SpekeError> {
+    let ders = crate::delivery::recipient_certificates(&req.doc)?;
+    let now = crate::crypto::x509::now();
+    req.recipients = ders
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            let cert =
+                ctx.certs
+                    .get_or_parse(der)
+                    .map_err(|source| DeliveryError::Certificate {
+                        index: i + 1,
+                        source,
+                    })?;
+            ctx.cert_policy
+                .check(&cert, now)
+                .map_err(|source| DeliveryError::Certificate {
+                    index: i + 1,
+                    source,
+                })?;
+            Ok(cert)
+        })
+        .collect::<Result<_, DeliveryError>>()?;
+    Ok(())
 }
 
 /// The keys a validated request needs (what to ask a key store for).
-pub fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeError> {
+/// Recipient certificates are checked here too, so a refused request
+/// creates no key.
+pub fn key_requests(
+    req: &mut SpekeRequest,
+    ctx: &FillContext<'_>,
+) -> Result<Vec<KeyRequest>, SpekeError> {
+    resolve_recipients(req, ctx)?;
     fill::key_requests(req)
 }
 
@@ -345,7 +406,7 @@ pub fn fill(
     keys: &dyn KeySource,
     ctx: &FillContext<'_>,
 ) -> Result<Vec<IssuedKey>, SpekeError> {
-    let requests = key_requests(req)?;
+    let requests = key_requests(req, ctx)?;
     let issued = keys.get_or_create(&KeyBatch {
         content_id: &req.content_id,
         protocol: req.version.protocol(),

@@ -37,6 +37,7 @@ pub fn shared(sub: &str) -> Option<PathBuf> {
 pub fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+pub mod certs;
 pub mod check;
 pub mod http;
 pub mod server;

@@ -2,12 +2,18 @@
 //! key types (zeroized on drop, printed as `***`), the random source (one
 //! trait, an OS-backed and a seedable implementation), the block-cipher
 //! operations the DRM signalling needs (AES-128-ECB for PlayReady
-//! checksums), AES-256-GCM envelopes for keys at rest, SHA-256 for stored
-//! credentials and constant-time comparison.
+//! checksums, AES-256-CBC for CPIX key delivery), AES-256-GCM envelopes for
+//! keys at rest, RSA-OAEP, HMAC-SHA512, SHA-256 for stored credentials and
+//! constant-time comparison. X.509 parsing and policy are in `x509`.
 
-use aes::cipher::{BlockEncrypt, KeyInit};
+pub mod x509;
+
+use aes::cipher::{
+    block_padding::Pkcs7, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit,
+};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -182,6 +188,87 @@ impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MasterKey(v{}, ***)", self.version)
     }
+}
+
+/// Adapts a [`SecureRandom`] to the `rand_core` traits RSA padding needs.
+struct RngAdapter<'a>(&'a dyn SecureRandom);
+
+impl rand::RngCore for RngAdapter<'_> {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand::CryptoRng for RngAdapter<'_> {}
+
+/// AES-256-CBC with PKCS#7 padding.
+pub fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+    cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into())
+        .encrypt_padded_vec_mut::<Pkcs7>(plaintext)
+}
+
+/// Inverse of [`aes256_cbc_encrypt`]; `None` when the padding is wrong.
+pub fn aes256_cbc_decrypt(
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    ciphertext: &[u8],
+) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into())
+        .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
+        .ok()
+        .map(zeroize::Zeroizing::new)
+}
+
+/// HMAC-SHA512 of `data` under `key`.
+pub fn hmac_sha512(key: &[u8], data: &[u8]) -> [u8; 64] {
+    // HMAC takes keys of any length, so construction cannot fail.
+    let Ok(mut mac) = <Hmac<sha2::Sha512> as Mac>::new_from_slice(key) else {
+        return [0; 64];
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Checks an HMAC-SHA512 in constant time.
+pub fn hmac_sha512_verify(key: &[u8], data: &[u8], expected: &[u8]) -> bool {
+    ct_eq(&hmac_sha512(key, data), expected)
+}
+
+/// RSAES-OAEP with SHA-1 and MGF1-SHA-1, empty label
+/// (`http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p`).
+pub fn rsa_oaep_sha1_encrypt(
+    key: &rsa::RsaPublicKey,
+    data: &[u8],
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, rsa::Error> {
+    key.encrypt(&mut RngAdapter(rng), rsa::Oaep::new::<sha1::Sha1>(), data)
+}
+
+/// Inverse of [`rsa_oaep_sha1_encrypt`].
+pub fn rsa_oaep_sha1_decrypt(
+    key: &rsa::RsaPrivateKey,
+    data: &[u8],
+) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    key.decrypt(rsa::Oaep::new::<sha1::Sha1>(), data)
+        .ok()
+        .map(zeroize::Zeroizing::new)
 }
 
 /// SHA-256 of `data`.

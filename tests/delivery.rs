@@ -1,0 +1,396 @@
+//! Encrypted content-key delivery: the DASH-IF vectors decrypt to their
+//! published keys with the published private keys, a wrong MAC rejects the
+//! whole document, our encrypted responses round-trip for one and two
+//! recipients, and the certificate policy refuses weak certificates with
+//! the reason.
+
+mod common;
+
+use cpixd::cpix;
+use cpixd::crypto::x509::{load_private_key, parse_certificate, CertError, CertPolicy};
+use cpixd::delivery::{decrypt_document, DeliveryError};
+use std::collections::BTreeMap;
+
+fn vector_keys(file: &str, pfx: &str) -> Result<BTreeMap<String, String>, DeliveryError> {
+    let dir = common::shared("cpix-test-vectors").unwrap();
+    let doc = cpix::parse(&common::read(&dir.join(file))).unwrap();
+    let password = pfx.trim_end_matches(".pfx");
+    let key = load_private_key(&common::read(&dir.join(pfx)), Some(password)).unwrap();
+    Ok(decrypt_document(&doc, &key)?
+        .into_iter()
+        .map(|k| (k.kid.to_string(), cpixd::b64::encode(k.key.expose())))
+        .collect())
+}
+
+#[test]
+fn dash_if_vectors_decrypt_to_the_published_keys() {
+    if common::shared("cpix-test-vectors").is_none() {
+        return;
+    }
+    let single: BTreeMap<String, String> = [
+        (
+            "bd5adf51-cf04-410f-aac3-ec63a69e929e",
+            "3rWoHYasQubO6HbJGrGtLw==",
+        ),
+        (
+            "d2920429-87ab-41e6-a4c5-a8c836b6312e",
+            "O5w9FdZiwmQK4uIXzAziaQ==",
+        ),
+        (
+            "e17ba4b8-faff-4d30-bcba-7485e3f2e884",
+            "Cwu/3hSBBRQ7SurBdZD5ow==",
+        ),
+        (
+            "0ae6b9ad-92d2-4ebe-882b-1d07dee70715",
+            "FB6/Eck9Y9SXy6bY8UU/Mw==",
+        ),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(
+        vector_keys("EncryptedContentKeys.xml", "Cert1.pfx").unwrap(),
+        single
+    );
+    let multi: BTreeMap<String, String> = [
+        (
+            "bc365b99-0667-446f-b417-ff0398c9a4c4",
+            "gMMdXMudvuGpYW5k3lzf/g==",
+        ),
+        (
+            "1e25f2a7-76a9-4570-bc1a-d8181800d529",
+            "WUxnvQjGw28bA3cgW/1jfg==",
+        ),
+        (
+            "2e4e6c21-c0d7-4a1c-80af-bff3d7cc5270",
+            "cCudMIPMQkak1l+oCVXT2A==",
+        ),
+        (
+            "8ad35bd4-53ab-437b-8f42-6e1ea8e2f0d8",
+            "zqvOfAja51IUSRV385bvoA==",
+        ),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    for cert in ["Cert1.pfx", "Cert2.pfx", "Cert3.pfx", "Cert4.pfx"] {
+        assert_eq!(
+            vector_keys("EncryptedContentKeysWithMultipleRecipients.xml", cert).unwrap(),
+            multi,
+            "{cert}"
+        );
+    }
+    // UTF-16, odd prefixes, signatures: still decrypts (Cert1 and Cert2 are recipients).
+    let emc = vector_keys("EvenMoreComplex.xml", "Cert2.pfx").unwrap();
+    assert_eq!(
+        emc["152ae2e0-f455-486e-81d1-6df5fc5d7179"],
+        "B+DoDP4r/j1NEr7b2aKXlw=="
+    );
+    assert_eq!(
+        vector_keys("Complex.xml", "Cert1.pfx").unwrap()["a466cdfd-e556-4b1d-8098-c1a4aa78997a"],
+        "rRuRUWAibaUtai0qQnb71g=="
+    );
+    // A wrong MAC rejects the document; a non-recipient is told so.
+    assert_eq!(
+        vector_keys("Invalid_WrongMac.xml", "Cert1.pfx").unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+    assert_eq!(
+        vector_keys("EncryptedContentKeys.xml", "Cert3.pfx").unwrap_err(),
+        DeliveryError::NotARecipient
+    );
+}
+
+#[test]
+fn vector_certificates_and_the_policy() {
+    let Some(dir) = common::shared("cpix-test-vectors") else {
+        return;
+    };
+    let now = cpixd::crypto::x509::now();
+    for name in ["Cert1.cer", "Cert2.cer", "Cert3.cer", "Cert4.cer"] {
+        let c = parse_certificate(&common::read(&dir.join(name)))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.rsa_bits, 4096, "{name}");
+        CertPolicy::CPIX.check(&c, now).unwrap();
+    }
+    let sha1 = parse_certificate(&common::read(&dir.join("WeakCert_Sha1.cer"))).unwrap();
+    assert_eq!(
+        CertPolicy::SPEKE.check(&sha1, now),
+        Err(CertError::Sha1Signed)
+    );
+    let allowed = CertPolicy {
+        allow_sha1: true,
+        ..CertPolicy::SPEKE
+    };
+    allowed.check(&sha1, now).unwrap();
+    let small = parse_certificate(&common::read(&dir.join("WeakCert_SmallKey.cer"))).unwrap();
+    CertPolicy::SPEKE.check(&small, now).unwrap();
+    assert_eq!(
+        CertPolicy::CPIX.check(&small, now),
+        Err(CertError::TooSmall {
+            bits: 2048,
+            min: 3072
+        })
+    );
+}
+
+use common::certs::{make, pair, with_recipients};
+use cpixd::crypto::SeededRandom;
+use cpixd::drm::DrmSettings;
+use cpixd::speke::{self, FillContext, MemoryKeySource, SpekeVersion};
+use std::sync::Arc;
+
+const REQUEST: &str = "v2-video5-audio3-widevine-playready-fairplay-live.xml";
+
+fn request() -> String {
+    String::from_utf8(common::read(
+        &common::fixtures().join("requests").join(REQUEST),
+    ))
+    .unwrap()
+}
+
+struct Answers {
+    keys: MemoryKeySource,
+    rng: Arc<SeededRandom>,
+    settings: DrmSettings,
+}
+
+impl Answers {
+    fn new(seed: u64) -> Self {
+        let rng = Arc::new(SeededRandom::new(seed));
+        Answers {
+            keys: MemoryKeySource::new(rng.clone()),
+            rng,
+            settings: DrmSettings::default(),
+        }
+    }
+
+    fn answer(&self, body: &str, policy: CertPolicy) -> Result<String, speke::SpekeError> {
+        let mut ctx = FillContext::new(&self.settings, &*self.rng);
+        ctx.cert_policy = policy;
+        speke::answer(
+            body.as_bytes(),
+            SpekeVersion::V2_0,
+            &self.keys,
+            &ctx,
+            &Default::default(),
+        )
+        .map(|r| r.body)
+    }
+
+    /// The stored keys, read back through a clear request.
+    fn stored(&self) -> BTreeMap<String, Vec<u8>> {
+        let doc = cpix::parse(
+            self.answer(&request(), CertPolicy::SPEKE)
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+        doc.keys()
+            .iter()
+            .map(|k| (k.kid.to_string(), k.plain_value().unwrap().to_vec()))
+            .collect()
+    }
+}
+
+fn decrypt(body: &str, key_pem: &str) -> BTreeMap<String, Vec<u8>> {
+    let doc = cpix::parse(body.as_bytes()).unwrap();
+    let key = load_private_key(key_pem.as_bytes(), None).unwrap();
+    decrypt_document(&doc, &key)
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid.to_string(), k.key.expose().to_vec()))
+        .collect()
+}
+
+fn ivs(body: &str) -> Vec<Vec<u8>> {
+    cpix::parse(body.as_bytes())
+        .unwrap()
+        .keys()
+        .iter()
+        .map(|k| match k.data.as_ref().unwrap().value.as_ref().unwrap() {
+            cpix::SecretValue::Encrypted(ev) => {
+                assert_eq!(ev.cipher_value.len(), 48);
+                ev.cipher_value[..16].to_vec()
+            }
+            cpix::SecretValue::Plain(_) => panic!("a PlainValue in an encrypted response"),
+        })
+        .collect()
+}
+
+#[test]
+fn encrypted_responses_round_trip_for_one_and_two_recipients() {
+    let [r1, r2] = pair();
+    let a = Answers::new(11);
+    let one = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    assert!(!one.contains("PlainValue"), "no PlainValue anywhere");
+    let stored = a.stored();
+    assert_eq!(decrypt(&one, &r1.key_pem), stored);
+    let two = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der, &r2.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    assert_eq!(decrypt(&two, &r1.key_pem), stored);
+    assert_eq!(decrypt(&two, &r2.key_pem), stored);
+    // Fresh IVs for every key and every response.
+    let (i1, i2) = (ivs(&one), ivs(&two));
+    let mut all: Vec<&Vec<u8>> = i1.iter().chain(&i2).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "an IV repeats");
+    // The AWS layout for SPEKE: MAC key under MACMethod/Key/EncryptedValue.
+    let doc = cpix::parse(two.as_bytes()).unwrap();
+    for dd in doc.recipients() {
+        let key = dd
+            .mac_method
+            .as_ref()
+            .unwrap()
+            .child(&cpix::xml::Ns::Cpix, "Key")
+            .unwrap();
+        assert!(key.child(&cpix::xml::Ns::Pskc, "EncryptedValue").is_some());
+        assert_eq!(dd.document_keys.len(), 1);
+    }
+    // A key that is not a recipient gets nothing.
+    let stranger = make(2048, 2020, 2099);
+    let key = load_private_key(stranger.key_pem.as_bytes(), None).unwrap();
+    assert_eq!(
+        decrypt_document(&doc, &key).unwrap_err(),
+        DeliveryError::NotARecipient
+    );
+    // Tampering with one MAC releases no key at all.
+    let tampered = {
+        let mut d = doc.clone();
+        let k = &mut d.content_keys.as_mut().unwrap().items[3];
+        k.data.as_mut().unwrap().value_mac.as_mut().unwrap()[0] ^= 1;
+        d
+    };
+    let key = load_private_key(r1.key_pem.as_bytes(), None).unwrap();
+    assert_eq!(
+        decrypt_document(&tampered, &key).unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+}
+
+#[test]
+fn weak_certificates_are_refused_with_the_reason_and_no_key_is_created() {
+    let a = Answers::new(12);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "1024-bit",
+            make(1024, 2020, 2099).cert_der,
+            "1024-bit RSA key; at least 2048",
+        ),
+        ("expired", make(2048, 2010, 2011).cert_der, "expired"),
+        (
+            "not yet valid",
+            make(2048, 2090, 2099).cert_der,
+            "not valid before",
+        ),
+        (
+            "garbage",
+            b"this is not a certificate".to_vec(),
+            "cannot be parsed",
+        ),
+    ];
+    for (what, der, reason) in cases {
+        let err = a
+            .answer(&with_recipients(&request(), &[&der]), CertPolicy::SPEKE)
+            .unwrap_err();
+        assert!((400..500).contains(&err.status(true)), "{what}: {err}");
+        assert!(err.body().contains(reason), "{what}: {}", err.body());
+        assert!(
+            err.body().contains("DeliveryData[1]"),
+            "{what}: {}",
+            err.body()
+        );
+        assert_eq!(a.keys.len(), 0, "{what}: a key was created");
+    }
+    let lenient = CertPolicy {
+        allow_expired: true,
+        ..CertPolicy::SPEKE
+    };
+    a.answer(
+        &with_recipients(&request(), &[&make(2048, 2010, 2011).cert_der]),
+        lenient,
+    )
+    .expect("expired allowed by policy");
+    // 2048 bits: fine for SPEKE, too small for generic CPIX.
+    let err = a
+        .answer(
+            &with_recipients(&request(), &[&pair()[0].cert_der]),
+            CertPolicy::CPIX,
+        )
+        .unwrap_err();
+    assert!(err.body().contains("at least 3072"), "{}", err.body());
+    // A DeliveryData without a certificate.
+    let missing = request().replacen(
+        "<cpix:ContentKeyList>",
+        "<cpix:DeliveryDataList><cpix:DeliveryData><cpix:DeliveryKey/></cpix:DeliveryData></cpix:DeliveryDataList><cpix:ContentKeyList>",
+        1,
+    );
+    let err = a.answer(&missing, CertPolicy::SPEKE).unwrap_err();
+    assert!(err.body().contains("X509Certificate"), "{}", err.body());
+}
+
+#[test]
+fn cpix_decrypt_command() {
+    let [r1, _] = pair();
+    let a = Answers::new(13);
+    let encrypted = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (doc_path, key_path) = (dir.path().join("doc.xml"), dir.path().join("key.pem"));
+    std::fs::write(&doc_path, &encrypted).unwrap();
+    std::fs::write(&key_path, &r1.key_pem).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"))
+        .args(["cpix", "decrypt", "--key"])
+        .arg(&key_path)
+        .arg(&doc_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: BTreeMap<String, Vec<u8>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let kid = f.next().unwrap().to_owned();
+            (kid, cpixd::b64::decode(f.next().unwrap()).unwrap())
+        })
+        .collect();
+    assert_eq!(printed, a.stored());
+    // One bad content-key MAC: exit 2, nothing printed.
+    let at = encrypted.find("<cpix:ContentKeyList").unwrap();
+    let tampered = format!(
+        "{}{}",
+        &encrypted[..at],
+        encrypted[at..].replacen("<pskc:ValueMAC>", "<pskc:ValueMAC>AAAA", 1)
+    );
+    std::fs::write(&doc_path, tampered).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"))
+        .args(["cpix", "decrypt", "--key"])
+        .arg(&key_path)
+        .arg(&doc_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrity check"));
+}
