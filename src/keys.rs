@@ -156,17 +156,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Draws an IV that differs from the key.
-pub fn new_iv(rng: &dyn SecureRandom, key: &ContentKey) -> [u8; 16] {
-    loop {
-        let mut iv = [0u8; 16];
-        rng.fill(&mut iv);
-        if &iv != key.expose() {
-            return iv;
-        }
-    }
-}
-
 /// Record format version written by [`encode_record`].
 const RECORD_FORMAT: u8 = 1;
 

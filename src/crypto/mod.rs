@@ -115,6 +115,18 @@ pub fn aes128_ecb_encrypt_block(key: &ContentKey, block: &[u8; 16]) -> [u8; 16] 
     out
 }
 
+/// Draws a 16-byte IV that differs from `key` (an IV equal to the key would
+/// publish the key wherever the IV is written, e.g. an HLS playlist).
+pub fn random_iv(rng: &dyn SecureRandom, key: &ContentKey) -> [u8; 16] {
+    loop {
+        let mut iv = [0u8; 16];
+        rng.fill(&mut iv);
+        if &iv != key.expose() {
+            return iv;
+        }
+    }
+}
+
 /// A 256-bit master key that wraps stored content keys, with its version.
 /// Zeroized on drop; `Debug` prints `***`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

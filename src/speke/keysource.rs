@@ -95,17 +95,6 @@ pub trait KeySource {
     fn get_or_create(&self, batch: &KeyBatch<'_>) -> Result<Vec<IssuedKey>, KeySourceError>;
 }
 
-/// Draws a random IV that differs from the key.
-pub fn generate_iv(rng: &dyn SecureRandom, key: &ContentKey) -> [u8; 16] {
-    loop {
-        let mut iv = [0u8; 16];
-        rng.fill(&mut iv);
-        if &iv != key.expose() {
-            return iv;
-        }
-    }
-}
-
 struct Entry {
     content_id: ContentId,
     key: ContentKey,
@@ -168,7 +157,7 @@ impl KeySource for MemoryKeySource {
             if e.iv.is_none() {
                 e.iv = match r.request_iv {
                     Some(iv) => Some(iv),
-                    None if r.wants_iv => Some(generate_iv(rng, &e.key)),
+                    None if r.wants_iv => Some(crate::crypto::random_iv(rng, &e.key)),
                     None => None,
                 };
             }

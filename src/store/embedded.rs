@@ -257,7 +257,10 @@ fn apply(
     for (spec, found) in batch.specs.iter().zip(existing) {
         let (stored, changed) = match found {
             Some(mut s) if s.iv.is_none() && (spec.wants_iv || spec.request_iv.is_some()) => {
-                s.iv = Some(spec.request_iv.unwrap_or_else(|| new_iv(rng, &s.key)));
+                s.iv = Some(
+                    spec.request_iv
+                        .unwrap_or_else(|| crate::crypto::random_iv(rng, &s.key)),
+                );
                 s.meta.has_iv = true;
                 s.meta.master_key_version = ring.current().version();
                 (s, true)
@@ -267,7 +270,7 @@ fn apply(
                 let key = ContentKey::generate(rng);
                 let iv = match spec.request_iv {
                     Some(iv) => Some(iv),
-                    None if spec.wants_iv => Some(new_iv(rng, &key)),
+                    None if spec.wants_iv => Some(crate::crypto::random_iv(rng, &key)),
                     None => None,
                 };
                 let meta = KeyMeta {
