@@ -153,8 +153,8 @@ pub enum SpekeCommand {
 pub struct AnswerArgs {
     /// Request file, or `-` for standard input.
     pub file: PathBuf,
-    /// SPEKE version (`1.0`, `2.0`, `2.1`); default: 2.x when `CPIX@version`
-    /// says 2.3/2.4, else 1.0.
+    /// SPEKE version (`1.0`, `2.0`, `2.1`) or `cpix` for generic CPIX;
+    /// default: 2.x when `CPIX@version` says 2.3/2.4, else 1.0.
     #[arg(long, value_parser = parse_speke_version)]
     pub speke_version: Option<SpekeVersion>,
     /// Seed for reproducible keys and IVs (never use seeded keys for content).
@@ -195,8 +195,11 @@ pub enum PsshCommand {
 }
 
 fn parse_speke_version(s: &str) -> Result<SpekeVersion, String> {
-    SpekeVersion::parse(s)
-        .ok_or_else(|| format!("unknown SPEKE version {s:?} (use 1.0, 2.0 or 2.1)"))
+    match s {
+        "cpix" => Ok(SpekeVersion::Cpix),
+        _ => SpekeVersion::parse(s)
+            .ok_or_else(|| format!("unknown profile {s:?} (use 1.0, 2.0, 2.1 or cpix)")),
+    }
 }
 
 fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {

@@ -90,9 +90,54 @@ async fn every_endpoint_answers() {
     let r = post(&s, "/kms/v1/copyProtection", &[], fixture(V1)).await;
     assert_eq!(r.status, 200);
     assert!(r.header("speke-user-agent").is_some());
-    let r = post(&s, "/kms/v1/cpix", &[], fixture(V2)).await;
+    // /cpix with a SPEKE header applies SPEKE 2; without one it is generic CPIX.
+    let r = post(
+        &s,
+        "/kms/v1/cpix",
+        &[("x-speke-version", "2.0")],
+        fixture(V2),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-speke-version").as_deref(), Some("2.0"));
+    let generic = r#"<CPIX xmlns="urn:dashif:org:cpix" id="asset-9" name="trailer">
+      <ContentKeyList><ContentKey kid="9b0cd6a6-5a4e-4b1f-9d3c-01a1b2c3d4e5"/></ContentKeyList>
+      <DRMSystemList>
+        <DRMSystem kid="9b0cd6a6-5a4e-4b1f-9d3c-01a1b2c3d4e5" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><PSSH/><ContentProtectionData/></DRMSystem>
+        <DRMSystem kid="9b0cd6a6-5a4e-4b1f-9d3c-01a1b2c3d4e5" systemId="5e629af5-38da-4063-8977-97ffbd9902d4"/>
+      </DRMSystemList></CPIX>"#;
+    let r = post(&s, "/kms/v1/cpix", &[], generic.as_bytes().to_vec()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("x-speke-version").is_none());
+    let doc = cpix::parse(&r.body).unwrap();
+    assert_eq!(doc.id(), Some("asset-9"), "generic CPIX keeps CPIX@id");
+    assert_eq!(doc.name(), Some("trailer"));
+    assert!(doc.keys()[0].plain_value().is_some());
+    assert!(doc.systems()[0]
+        .pssh
+        .as_ref()
+        .is_some_and(|p| !p.is_placeholder()));
+    // A system cpixd has no signalling for is fine key-only, refused with placeholders.
+    let marlin = generic.replace(
+        r#"systemId="5e629af5-38da-4063-8977-97ffbd9902d4"/>"#,
+        r#"systemId="5e629af5-38da-4063-8977-97ffbd9902d4"><PSSH/></DRMSystem>"#,
+    );
+    let r = post(&s, "/kms/v1/cpix", &[], marlin.into_bytes()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("5e629af5-38da-4063-8977-97ffbd9902d4"),
+        "{}",
+        r.text()
+    );
+    let r = post(
+        &s,
+        "/kms/v1/cpix",
+        &[],
+        generic.replace(r#" id="asset-9""#, "").into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("contentId"), "{}", r.text());
     // The aliases without /v1 advertised by the Cloud Video Kit settings.
     assert_eq!(post(&s, "/kms/speke2", &[], fixture(V2)).await.status, 200);
 

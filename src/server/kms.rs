@@ -247,20 +247,22 @@ async fn issue(
     ))
 }
 
-/// Which SPEKE version an endpoint uses for a request: `None` means "from
-/// the document" (generic CPIX without a version header).
-fn version_for(ep: Endpoint, header: Option<&str>) -> Result<Option<SpekeVersion>, SpekeError> {
+/// The profile an endpoint answers a request under: `/speke` is SPEKE 1.0,
+/// `/speke2` SPEKE 2.0 unless the header says 2.1, `/copyProtection` follows
+/// the header (none = 1.0), and `/cpix` is generic CPIX unless a SPEKE
+/// version header is sent.
+fn version_for(ep: Endpoint, header: Option<&str>) -> Result<SpekeVersion, SpekeError> {
     match (ep, header) {
-        (Endpoint::Speke, None) => Ok(Some(SpekeVersion::V1_0)),
+        (Endpoint::Speke, None) => Ok(SpekeVersion::V1_0),
         (Endpoint::Speke, Some(h)) => match SpekeVersion::from_header(Some(h))? {
-            SpekeVersion::V1_0 => Ok(Some(SpekeVersion::V1_0)),
+            SpekeVersion::V1_0 => Ok(SpekeVersion::V1_0),
             _ => Err(SpekeError::BadRequest(
                 "this endpoint speaks SPEKE 1.0; send SPEKE 2 requests to /kms/v1/speke2 or /kms/v1/copyProtection".into(),
             )),
         },
-        (Endpoint::Speke2, None) => Ok(Some(SpekeVersion::V2_0)),
-        (Endpoint::Cpix, None) => Ok(None),
-        (_, h) => SpekeVersion::from_header(h).map(Some),
+        (Endpoint::Speke2, None) => Ok(SpekeVersion::V2_0),
+        (Endpoint::Cpix, None) => Ok(SpekeVersion::Cpix),
+        (_, h) => SpekeVersion::from_header(h),
     }
 }
 
@@ -279,7 +281,7 @@ async fn speke_request(
         Ok(v) => v,
         Err(e) => return speke_error(e, vh.is_some() || ep == Endpoint::Speke2, vh),
     };
-    let v2_hint = version.is_none_or(SpekeVersion::is_v2);
+    let v2_hint = version.is_v2();
     if let Err(e) = check_content_type(headers) {
         return api_error(e);
     }
@@ -297,10 +299,7 @@ async fn speke_request(
             detail: None,
         };
     }
-    let parsed = match version {
-        Some(v) => speke::parse_request(&body, v, &state.xml_limits),
-        None => speke::parse_request_detect(&body, &state.xml_limits),
-    };
+    let parsed = speke::parse_request(&body, version, &state.xml_limits);
     let req = match parsed {
         Ok(r) => r,
         Err(e) => return speke_error(e, v2_hint, vh),

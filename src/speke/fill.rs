@@ -56,8 +56,9 @@ impl Child {
         })
     }
 
-    /// Whether cpixd produces this child for the system (and version).
-    fn applies(self, kind: Option<DrmKind>, v2: bool) -> bool {
+    /// Whether cpixd produces this child for the system (`strict`: SPEKE 2
+    /// and CPIX, where FairPlay CMAF keys get a PSSH).
+    fn applies(self, kind: Option<DrmKind>, strict: bool) -> bool {
         use DrmKind::*;
         let Some(kind) = kind else { return false };
         match self {
@@ -65,7 +66,7 @@ impl Child {
                 Widevine | PlayReady | CommonPssh | ClearKey => true,
                 // MediaPackage v2 asks FairPlay CMAF keys for a PSSH; SPEKE
                 // 1.0 FairPlay is HLS only.
-                FairPlay => v2,
+                FairPlay => strict,
                 HlsAes128 => false,
             },
             Child::ContentProtectionData => {
@@ -246,11 +247,11 @@ fn b64(text: &str) -> String {
     b64::encode(text.as_bytes())
 }
 
-/// Fills one DRMSystem. `v2` decides between dropping (1.0) and refusing
-/// (2.x, already checked) inapplicable children.
-fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, v2: bool) -> Result<(), SpekeError> {
+/// Fills one DRMSystem. `strict` decides between dropping (SPEKE 1.0) and
+/// refusing (already checked) inapplicable children.
+fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(), SpekeError> {
     let kind = Some(s.kind);
-    let keep = |c: Child| c.applies(kind, v2);
+    let keep = |c: Child| c.applies(kind, strict);
     if d.pssh.is_some() {
         if keep(Child::Pssh) {
             d.pssh = Some(Signal::new(s.pssh()?.1.clone()));
@@ -336,8 +337,7 @@ fn drop_placeholders(d: &mut DrmSystem) {
 /// for something cpixd cannot produce are refused here, before any key
 /// exists.
 pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeError> {
-    let v2 = req.version.is_v2();
-    if v2 {
+    if req.version.refuses_unfillable() {
         check_requested_children(req)?;
     }
     let fairplay_kids: Vec<KeyId> = req
@@ -355,7 +355,7 @@ pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeE
             let request_iv = k.explicit_iv().and_then(super::decode_iv);
             KeyRequest {
                 kid: k.kid,
-                scheme: req.scheme,
+                scheme: super::key_scheme(k, req.version).or(req.scheme),
                 request_iv,
                 wants_iv: request_iv.is_none() && fairplay_kids.contains(&k.kid),
             }
@@ -372,6 +372,7 @@ pub(super) fn fill_with(
     ctx: &FillContext<'_>,
 ) -> Result<(), SpekeError> {
     let v2 = req.version.is_v2();
+    let strict = req.version.refuses_unfillable();
     let same =
         issued.len() == requests.len() && issued.iter().zip(requests).all(|(i, r)| i.kid == r.kid);
     if !same {
@@ -379,8 +380,9 @@ pub(super) fn fill_with(
             "the key source answered for other KIDs than asked".into(),
         )));
     }
-    let mut by_kid: HashMap<KeyId, (&IssuedKey, Option<[u8; 16]>)> =
-        HashMap::with_capacity(issued.len());
+    // Per KID: the key, its effective IV and its scheme.
+    type PerKey<'k> = (&'k IssuedKey, Option<[u8; 16]>, Option<Scheme>);
+    let mut by_kid: HashMap<KeyId, PerKey<'_>> = HashMap::with_capacity(issued.len());
     let doc = &mut req.doc;
     if let Some(list) = doc.content_keys.as_mut() {
         for (k, (issued_key, r)) in list
@@ -402,13 +404,13 @@ pub(super) fn fill_with(
                     set_attr(&mut k.attributes, "explicitIV", b64::encode(&iv));
                 }
             }
-            by_kid.insert(k.kid, (issued_key, iv));
+            by_kid.insert(k.kid, (issued_key, iv, r.scheme));
         }
     }
     let content_id = req.content_id.as_str();
     if let Some(list) = doc.drm_systems.as_mut() {
         for d in &mut list.items {
-            let Some(&(issued_key, iv)) = by_kid.get(&d.kid) else {
+            let Some(&(issued_key, iv, scheme)) = by_kid.get(&d.kid) else {
                 continue; // references were validated; unreachable in practice
             };
             let Some(kind) = DrmKind::from_system_id(d.system_id) else {
@@ -422,13 +424,13 @@ pub(super) fn fill_with(
                 kid: d.kid,
                 key: &issued_key.key,
                 iv,
-                scheme: req.scheme,
+                scheme,
                 content_id,
                 settings: ctx.settings,
                 pro: None,
                 pssh: None,
             };
-            fill_system(d, &mut signals, v2)?;
+            fill_system(d, &mut signals, strict)?;
         }
     }
     if v2 {

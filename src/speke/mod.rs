@@ -26,7 +26,9 @@ use std::sync::Arc;
 /// Value of the `Speke-User-Agent` / `X-Speke-User-Agent` response headers.
 pub const USER_AGENT: &str = concat!("cpixd/", env!("CARGO_PKG_VERSION"));
 
-/// A SPEKE protocol version.
+/// The profile a request is answered under: a SPEKE version, or generic
+/// CPIX (the CPIX rules only: no content-id, scheme or contract
+/// requirements beyond what CPIX itself says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpekeVersion {
     /// SPEKE 1.0 (CPIX 2.0 + `urn:aws:amazon:com:speke`).
@@ -35,6 +37,8 @@ pub enum SpekeVersion {
     V2_0,
     /// SPEKE 2.1 (CPIX 2.4).
     V2_1,
+    /// Generic CPIX 2.3 (no SPEKE header).
+    Cpix,
 }
 
 impl SpekeVersion {
@@ -63,12 +67,19 @@ impl SpekeVersion {
             SpekeVersion::V1_0 => "1.0",
             SpekeVersion::V2_0 => "2.0",
             SpekeVersion::V2_1 => "2.1",
+            SpekeVersion::Cpix => "cpix",
         }
     }
 
     /// True for SPEKE 2.x.
     pub fn is_v2(self) -> bool {
-        !matches!(self, SpekeVersion::V1_0)
+        matches!(self, SpekeVersion::V2_0 | SpekeVersion::V2_1)
+    }
+
+    /// True when a requested element cpixd cannot fill is refused (SPEKE 2,
+    /// CPIX) rather than dropped (SPEKE 1.0).
+    pub fn refuses_unfillable(self) -> bool {
+        self != SpekeVersion::V1_0
     }
 
     /// The version a document asks for when no header says: 2.0 for
@@ -87,6 +98,7 @@ impl SpekeVersion {
             SpekeVersion::V1_0 => Protocol::SpekeV1,
             SpekeVersion::V2_0 => Protocol::SpekeV2_0,
             SpekeVersion::V2_1 => Protocol::SpekeV2_1,
+            SpekeVersion::Cpix => Protocol::Cpix,
         }
     }
 
@@ -94,7 +106,7 @@ impl SpekeVersion {
     /// still send 2.3 documents.
     fn accepts_cpix_version(self, v: &str) -> bool {
         match self {
-            SpekeVersion::V1_0 => true,
+            SpekeVersion::V1_0 | SpekeVersion::Cpix => true,
             SpekeVersion::V2_0 => v == "2.3",
             SpekeVersion::V2_1 => v == "2.4" || v == "2.3",
         }
@@ -162,14 +174,6 @@ pub fn parse_request(
     validate(parse_document(body, limits)?, version)
 }
 
-/// Parses a request whose SPEKE version no header gives: 2.0 or 2.1 when
-/// `CPIX@version` says 2.3 or 2.4, else 1.0.
-pub fn parse_request_detect(body: &[u8], limits: &Limits) -> Result<SpekeRequest, SpekeError> {
-    let doc = parse_document(body, limits)?;
-    let version = SpekeVersion::for_document_version(doc.version());
-    validate(doc, version)
-}
-
 fn parse_document(body: &[u8], limits: &Limits) -> Result<Document, SpekeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(SpekeError::BadRequest("empty request body".into()));
@@ -182,11 +186,78 @@ fn parse_document(body: &[u8], limits: &Limits) -> Result<Document, SpekeError> 
 
 /// Validates a parsed document against the rules of `version`.
 pub fn validate(doc: Document, version: SpekeVersion) -> Result<SpekeRequest, SpekeError> {
-    if version.is_v2() {
-        validate_v2(doc, version)
-    } else {
-        validate_v1(doc)
+    match version {
+        SpekeVersion::V1_0 => validate_v1(doc),
+        SpekeVersion::V2_0 | SpekeVersion::V2_1 => validate_v2(doc, version),
+        SpekeVersion::Cpix => validate_cpix(doc),
     }
+}
+
+/// The scheme a key asks for: a CENC four-character code, or (SPEKE 2.1)
+/// the equivalent HLS method name.
+pub(crate) fn key_scheme(key: &cpix::ContentKey, version: SpekeVersion) -> Option<Scheme> {
+    key.common_encryption_scheme()
+        .and_then(|s| parse_scheme(s, version))
+}
+
+/// Generic CPIX: the document's own rules (structure, references, valid
+/// IVs and schemes), a content id to bind the keys to, and schemes that the
+/// requested DRM systems can use. Usage rules are optional and echoed.
+fn validate_cpix(doc: Document) -> Result<SpekeRequest, SpekeError> {
+    let cid = doc
+        .content_id()
+        .or(doc.id())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            SpekeError::BadRequest(
+                "CPIX@contentId (or CPIX@id) is required: keys are bound to it".into(),
+            )
+        })?;
+    let content_id = content_id(cid)?;
+    if doc.keys().is_empty() {
+        return Err(SpekeError::BadRequest(
+            "ContentKeyList with at least one ContentKey is required".into(),
+        ));
+    }
+    for k in doc.keys() {
+        if let Some(s) = k.common_encryption_scheme() {
+            if Scheme::from_fourcc(s).is_none() {
+                return Err(SpekeError::BadRequest(format!(
+                    "ContentKey {}: unsupported commonEncryptionScheme {s:?}",
+                    k.kid
+                )));
+            }
+        }
+    }
+    cpix::validate::views(&doc)?;
+    cpix::validate::references(&doc)?;
+    for d in doc.systems() {
+        let scheme = doc
+            .keys()
+            .iter()
+            .find(|k| k.kid == d.kid)
+            .and_then(|k| key_scheme(k, SpekeVersion::Cpix));
+        if let Some(s) = scheme {
+            if known_system(d.system_id) && !scheme_compatible(d.system_id, s) {
+                return Err(SpekeError::SchemeIncompatible(d.system_id));
+            }
+        }
+    }
+    check_explicit_ivs(&doc)?;
+    let mut schemes = doc.keys().iter().map(|k| key_scheme(k, SpekeVersion::Cpix));
+    let first = schemes.next().flatten();
+    let scheme = if schemes.all(|s| s == first) {
+        first
+    } else {
+        None
+    };
+    Ok(SpekeRequest {
+        version: SpekeVersion::Cpix,
+        doc,
+        content_id,
+        scheme,
+        recipients: Vec::new(),
+    })
 }
 
 fn require_lists(doc: &Document) -> Result<(), SpekeError> {
