@@ -15,6 +15,8 @@ pub mod delivery;
 pub mod drm;
 pub mod ids;
 pub mod keys;
+pub mod prom;
+pub mod proxy;
 pub mod server;
 pub mod speke;
 pub mod store;

@@ -1,0 +1,124 @@
+//! api.video: the API key is exchanged at `POST /auth/api-key` for a
+//! one-hour bearer token, refreshed before expiry at `POST /auth/refresh`
+//! (the refresh token rotates; a failed refresh falls back to a new
+//! exchange). The two auth operations and the delegated `POST /upload`
+//! (authorised by its `token` query parameter) go up without credentials.
+
+use super::auth::{
+    bearer, token_request, BoxFuture, Credentials, Grant, Mint, Target, Token, TokenCache,
+};
+use super::client::Upstream;
+use super::settings::Fields;
+use super::{GatewayError, Setup};
+use crate::crypto::SecretString;
+use axum::http::{header, HeaderMap, Method};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_BASE: &str = "https://ws.api.video";
+
+/// Operations that carry no cpixd-held credentials.
+const UNAUTHENTICATED: [&str; 3] = ["POST_auth-api-key", "POST_auth-refresh", "POST_upload"];
+
+/// Reads `[platforms.apivideo]`: `api_key` (or `api_key_file`,
+/// `CPIXD_APIVIDEO_API_KEY`).
+pub fn configure(f: &mut Fields) -> Option<Setup> {
+    let api_key = f.required_secret("api_key")?;
+    Some(Setup::new(
+        &[("api", DEFAULT_BASE)],
+        Arc::new(Exchanged(TokenCache::new(Exchange { api_key }))),
+    ))
+}
+
+/// Mints tokens with the API key.
+pub struct Exchange {
+    api_key: SecretString,
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+impl Exchange {
+    async fn call(
+        &self,
+        up: &Upstream,
+        base: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<Token, GatewayError> {
+        let v = token_request(
+            up,
+            "apivideo",
+            Method::POST,
+            &format!("{base}{path}"),
+            HeaderMap::new(),
+            Some(body),
+        )
+        .await?;
+        let a: Answer = serde_json::from_value(v).map_err(|_| {
+            GatewayError::Credentials("apivideo", format!("{path} answered without access_token"))
+        })?;
+        Ok(Token::new(
+            SecretString::new(a.access_token),
+            a.refresh_token.map(SecretString::new),
+            Duration::from_secs(a.expires_in.unwrap_or(3600)),
+        ))
+    }
+}
+
+impl Mint for Exchange {
+    fn mint<'a>(
+        &'a self,
+        up: &'a Upstream,
+        base: &'a str,
+        previous: Option<&'a Token>,
+    ) -> BoxFuture<'a, Result<Token, GatewayError>> {
+        Box::pin(async move {
+            if let Some(refresh) = previous.and_then(|t| t.refresh.as_ref()) {
+                let body = json!({ "refreshToken": refresh.expose() });
+                match self.call(up, base, "/auth/refresh", body).await {
+                    Ok(t) => return Ok(t),
+                    Err(e) => {
+                        tracing::warn!(platform = "apivideo", error = %e, "token refresh failed; exchanging the API key again")
+                    }
+                }
+            }
+            let body = json!({ "apiKey": self.api_key.expose() });
+            self.call(up, base, "/auth/api-key", body).await
+        })
+    }
+}
+
+/// The credentials: a token cache over the exchange.
+pub struct Exchanged(TokenCache<Exchange>);
+
+impl Credentials for Exchanged {
+    fn apply<'a>(
+        &'a self,
+        up: &'a Upstream,
+        target: Target<'a>,
+        headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
+        Box::pin(async move {
+            if UNAUTHENTICATED.iter().any(|n| target.is(n)) {
+                return Ok(None);
+            }
+            let (token, generation) = self.0.get(up, target.api_base()).await?;
+            headers.insert(header::AUTHORIZATION, bearer(&token)?);
+            Ok(Some(generation))
+        })
+    }
+
+    fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
+        Box::pin(self.0.refuse(grant))
+    }
+
+    fn mints(&self) -> u64 {
+        self.0.mints()
+    }
+}

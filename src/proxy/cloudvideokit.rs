@@ -1,0 +1,76 @@
+//! Cloud Video Kit: `X-Api-Key` + `X-Tenant-Id` on every management call
+//! (`https://{tenant_name}.api.videokit.cloud`); the watermark redirector
+//! (`https://{tenant_name}.redir-wm.videokit.cloud`) authorises with the
+//! caller's `userToken` query parameter, so it gets the tenant header only.
+//! The DRM group (`/kms`, `/drm`, `/license`) is served by cpixd itself.
+
+use super::auth::{secret_header, BoxFuture, Credentials, Grant, Target};
+use super::client::Upstream;
+use super::settings::Fields;
+use super::{GatewayError, Setup};
+use axum::http::{HeaderMap, HeaderValue};
+use std::sync::Arc;
+
+/// Reads `[platforms.cloudvideokit]`: `api_key` (or `api_key_file`,
+/// `CPIXD_CLOUDVIDEOKIT_API_KEY`), `tenant_id` (the UUID sent as
+/// `X-Tenant-Id`) and `tenant_name` (the host prefix; not needed when
+/// `base_url` and `hosts.redirector` are given).
+pub fn configure(f: &mut Fields) -> Option<Setup> {
+    let key = f.required_secret("api_key");
+    let tenant_id = f.string("tenant_id");
+    let tenant_name = f.string("tenant_name");
+    if tenant_id.as_deref().is_none_or(str::is_empty) {
+        f.errors.push(format!(
+            "{}: required (the tenant UUID sent as X-Tenant-Id)",
+            f.path("tenant_id")
+        ));
+    }
+    if let Some(n) = &tenant_name {
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            f.errors.push(format!(
+                "{}: {n:?} is not a host name label",
+                f.path("tenant_name")
+            ));
+        }
+    }
+    let api_key = secret_header(key?.expose())
+        .map_err(|e| f.errors.push(format!("{}: {e}", f.path("api_key"))))
+        .ok()?;
+    let tenant_id = HeaderValue::from_str(&tenant_id?)
+        .map_err(|_| {
+            f.errors
+                .push(format!("{}: not a header value", f.path("tenant_id")))
+        })
+        .ok()?;
+    let hosts: Vec<(&str, String)> = match &tenant_name {
+        Some(n) => vec![
+            ("api", format!("https://{n}.api.videokit.cloud")),
+            ("redirector", format!("https://{n}.redir-wm.videokit.cloud")),
+        ],
+        None => Vec::new(),
+    };
+    let hosts: Vec<(&str, &str)> = hosts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Some(Setup::new(&hosts, Arc::new(ApiKey { api_key, tenant_id })))
+}
+
+struct ApiKey {
+    api_key: HeaderValue,
+    tenant_id: HeaderValue,
+}
+
+impl Credentials for ApiKey {
+    fn apply<'a>(
+        &'a self,
+        _up: &'a Upstream,
+        target: Target<'a>,
+        headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
+        Box::pin(async move {
+            headers.insert("x-tenant-id", self.tenant_id.clone());
+            if target.host != "redirector" {
+                headers.insert("x-api-key", self.api_key.clone());
+            }
+            Ok(None)
+        })
+    }
+}
