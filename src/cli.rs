@@ -1,5 +1,8 @@
 //! The `cpixd` command line: argument definitions and the offline tools
 //! (`speke answer`, `pssh decode`). Each command returns its exit code.
+//! The gateway's commands are in `cli/platforms.rs`.
+
+pub mod platforms;
 
 use crate::cpix::Limits;
 use crate::crypto::{OsRandom, SecureRandom, SeededRandom};
@@ -31,7 +34,7 @@ pub enum CliError {
     },
 }
 
-fn io_err(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+pub(crate) fn io_err(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
     let path = path.into();
     move |source| CliError::Io { path, source }
 }
@@ -71,6 +74,9 @@ pub enum Command {
     /// CPIX document tools.
     #[command(subcommand)]
     Cpix(CpixCommand),
+    /// The platform gateway: list documented operations, call one.
+    #[command(subcommand)]
+    Platforms(platforms::PlatformsCommand),
 }
 
 /// Arguments of `cpixd serve`.
@@ -202,7 +208,7 @@ fn parse_speke_version(s: &str) -> Result<SpekeVersion, String> {
     }
 }
 
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -325,13 +331,22 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
             return Ok(EXIT_CONFIG);
         }
     };
+    let gateway = match crate::proxy::Gateway::for_config(&config) {
+        Ok(g) => g,
+        Err(errors) => {
+            for line in &errors {
+                eprintln!("config: {line}");
+            }
+            return Ok(EXIT_CONFIG);
+        }
+    };
     init_logging(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cpixd")
         .build()
         .map_err(io_err("tokio runtime"))?;
-    match runtime.block_on(crate::server::run(config)) {
+    match runtime.block_on(crate::server::run(config, gateway)) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!("{e}");
@@ -345,17 +360,31 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
 pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
     let text = std::fs::read_to_string(file).map_err(io_err(file.display().to_string()))?;
     let result = crate::config::parse_file(&text).and_then(|mut f| {
-        let env_errors = crate::config::apply_env(&mut f, &crate::config::process_env());
-        if env_errors.is_empty() {
-            crate::config::validate(f, &Default::default())
-        } else {
-            Err(crate::config::ConfigErrors(env_errors))
+        let env = crate::config::process_env();
+        let env_errors = crate::config::apply_env(&mut f, &env);
+        if !env_errors.is_empty() {
+            return Err(crate::config::ConfigErrors(env_errors));
+        }
+        // The gateway's problems are reported together with the rest.
+        let gateway =
+            crate::proxy::Gateway::from_config(f.gateway.as_ref(), f.platforms.as_ref(), &env);
+        let mut errors = Vec::new();
+        let config = crate::config::validate(f, &Default::default())
+            .map_err(|e| errors.extend(e.0))
+            .ok();
+        let platforms = gateway
+            .map_err(|e| errors.extend(e))
+            .ok()
+            .map(|g| g.platforms().len());
+        match (config, platforms) {
+            (Some(c), Some(n)) => Ok((c, n)),
+            _ => Err(crate::config::ConfigErrors(errors)),
         }
     });
     match result {
-        Ok(c) => {
+        Ok((c, platforms)) => {
             println!(
-                "{}: ok ({} tenant(s), listen {}, data_dir {})",
+                "{}: ok ({} tenant(s), {platforms} platform(s), listen {}, data_dir {})",
                 file.display(),
                 c.tenants.len(),
                 c.listen,
@@ -552,5 +581,6 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }) => cpix_decrypt(&key, password.as_deref(), &file),
         Command::Speke(SpekeCommand::Answer(a)) => speke_answer(&a),
         Command::Pssh(PsshCommand::Decode { base64 }) => pssh_decode(&base64),
+        Command::Platforms(p) => platforms::run(&p),
     }
 }

@@ -40,7 +40,9 @@ pub struct FileConfig {
     pub tenant: Vec<TenantConfig>,
     /// Recipient certificate policies for encrypted key delivery.
     pub delivery: DeliveryConfig,
-    /// Upstream video platforms (see the gateway documentation).
+    /// The platform gateway's shared client (`[gateway]`).
+    pub gateway: Option<toml::Table>,
+    /// Upstream video platforms (`[platforms.<name>]`).
     pub platforms: Option<toml::Table>,
 }
 
@@ -178,8 +180,13 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// Recipient certificate policies.
     pub delivery: DeliveryConfig,
-    /// Platform gateway settings, as written.
+    /// The gateway's shared client settings, as written (read by `proxy`).
+    pub gateway: Option<toml::Table>,
+    /// Platform settings, as written (read by `proxy`).
     pub platforms: Option<toml::Table>,
+    /// The `CPIXD_*` environment the configuration was loaded with (the
+    /// gateway reads `CPIXD_<PLATFORM>_*` from it).
+    pub env: BTreeMap<String, String>,
     /// True when running on the embedded default (no configuration file).
     pub embedded_default: bool,
 }
@@ -429,7 +436,9 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         log: file.log,
         tenants,
         delivery: file.delivery,
+        gateway: file.gateway,
         platforms: file.platforms,
+        env: BTreeMap::new(),
         embedded_default: false,
     })
 }
@@ -467,6 +476,7 @@ pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError
         });
     }
     let mut config = validate(file, over)?;
+    config.env = env;
     if embedded {
         let key = ensure_default_api_key(&config.data_dir)
             .map_err(|e| ConfigErrors(vec![format!("default tenant: {e}")]))?;

@@ -422,6 +422,15 @@ impl Gateway {
         })
     }
 
+    /// The gateway of a loaded configuration.
+    pub fn for_config(config: &crate::config::Config) -> Result<Gateway, Vec<String>> {
+        Gateway::from_config(
+            config.gateway.as_ref(),
+            config.platforms.as_ref(),
+            &config.env,
+        )
+    }
+
     /// The configured platforms.
     pub fn platforms(&self) -> &[Platform] {
         &self.platforms

@@ -505,7 +505,7 @@ pub fn platform_names() -> impl Iterator<Item = &'static str> {
 mod tests {
     use super::*;
 
-    fn op<'a>(c: &'a Catalogue, m: Method, p: &str) -> Option<String> {
+    fn op(c: &Catalogue, m: Method, p: &str) -> Option<String> {
         c.resolve(&m, p).map(|r| c.label(r.route))
     }
 

@@ -6,16 +6,18 @@
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod gateway;
 pub mod kms;
 pub mod metrics;
 
 use crate::config::{Config, Tenant};
 use crate::crypto::{OsRandom, SecureRandom};
 use crate::keys::KeyStore;
+use crate::proxy::Gateway;
 use crate::store::EmbeddedStore;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use error::ApiError;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -43,11 +45,13 @@ pub struct AppState {
     pub xml_limits: crate::cpix::Limits,
     /// Recent responses, for repeated requests.
     pub responses: cache::ResponseCache,
+    /// The platform gateway.
+    pub gateway: Arc<Gateway>,
 }
 
 impl AppState {
-    /// State over a store.
-    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> Self {
+    /// State over a store and a gateway.
+    pub fn new(config: Config, store: Arc<dyn KeyStore>, gateway: Arc<Gateway>) -> Self {
         let xml_limits = crate::cpix::Limits {
             max_bytes: config.limits.max_body_bytes,
             max_depth: config.limits.max_xml_depth,
@@ -62,6 +66,7 @@ impl AppState {
             rng: Arc::new(OsRandom),
             metrics: metrics::Metrics::default(),
             xml_limits,
+            gateway,
         }
     }
 }
@@ -86,7 +91,9 @@ async fn readyz(axum::extract::State(s): axum::extract::State<Arc<AppState>>) ->
 }
 
 async fn metrics_text(axum::extract::State(s): axum::extract::State<Arc<AppState>>) -> Response {
-    let mut r = (StatusCode::OK, s.metrics.render()).into_response();
+    let mut text = s.metrics.render();
+    text.push_str(&s.gateway.metrics_text());
+    let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -131,7 +138,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
             .route(&format!("{prefix}/heartbeat"), get(kms::heartbeat));
     }
-    r.route("/healthz", get(healthz))
+    r.route("/proxy", get(gateway::platforms))
+        .route("/proxy/{platform}", get(gateway::catalogue))
+        .route("/proxy/{platform}/{*rest}", any(gateway::forward))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
@@ -260,7 +270,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs `cpixd serve` with `config` until a shutdown signal.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config, gateway: Gateway) -> Result<(), String> {
     // A channel-start storm opens a connection per channel.
     if let Ok(n) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::debug!(open_files = n, "file descriptor limit");
@@ -294,7 +304,14 @@ pub async fn run(config: Config) -> Result<(), String> {
         );
     }
     let drain = Duration::from_secs(config.limits.request_timeout_secs);
-    let state = Arc::new(AppState::new(config, store.clone()));
+    for p in gateway.platforms() {
+        tracing::info!(
+            platform = p.name,
+            "gateway: /proxy/{} is configured",
+            p.name
+        );
+    }
+    let state = Arc::new(AppState::new(config, store.clone(), Arc::new(gateway)));
     serve(listener, router(state), tls, shutdown_signal(), drain).await;
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.shutdown())

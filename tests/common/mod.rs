@@ -39,5 +39,6 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
 }
 pub mod certs;
 pub mod check;
+pub mod fake;
 pub mod http;
 pub mod server;

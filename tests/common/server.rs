@@ -68,7 +68,11 @@ impl TestServer {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(AppState::new(cfg, store.clone()));
+        let gateway = match cpixd::proxy::Gateway::for_config(&cfg) {
+            Ok(g) => Arc::new(g),
+            Err(e) => panic!("gateway configuration: {e:?}"),
+        };
+        let state = Arc::new(AppState::new(cfg, store.clone(), gateway));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(state.clone());
         let task = tokio::spawn(async move {
