@@ -39,6 +39,7 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
 }
 pub mod certs;
 pub mod check;
+pub mod child;
 pub mod fake;
 pub mod http;
 pub mod server;
