@@ -376,3 +376,44 @@ async fn platforms_call_uses_the_same_client_and_credentials() {
     assert!(text.starts_with("apivideo: 40 operations"), "{text}");
     assert!(text.contains("POST   /videos/{videoId}/source"), "{text}");
 }
+
+#[tokio::test]
+async fn config_check_reports_gateway_problems_with_their_key_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &format!(
+            "{}\n[gateway]\nmax_attempts = 0\n[platforms.kinescope]\nbase_url = \"ftp://x\"\n[platforms.cloudvideokit]\napi_key = \"k\"\ntenant_id = \"t\"\n[platforms.vimeo]\n",
+            config_toml()
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"))
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "gateway.max_attempts: must be positive",
+        "platforms.kinescope.base_url:",
+        "platforms.kinescope.token: required",
+        "platforms.cloudvideokit.hosts.api: no base URL",
+        "platforms.vimeo: unknown platform",
+    ] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+    // The documented example is valid, and so is a platform from the
+    // environment alone.
+    let example = common::root().join("cpixd.example.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"))
+        .args(["config", "check"])
+        .arg(&example)
+        .env("CPIXD_PIXOP_EMAIL", "ops@example.com")
+        .env("CPIXD_PIXOP_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 platform(s)"));
+}
