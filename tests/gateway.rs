@@ -102,6 +102,7 @@ base_url = "{av}"
 [platforms.pixop]
 email = "{PIXOP_EMAIL}"
 password = "{PIXOP_PASSWORD}"
+team_id = "team 7"
 base_url = "{px}"
 
 [platforms.5centscdn]
@@ -877,5 +878,61 @@ async fn a_pixop_token_is_renewed_before_it_runs_out() {
     assert_eq!(w.pixop.mints(), 2, "renewed once");
     assert_ne!(first, second);
     assert_eq!(w.pixop.expired_seen(), 0);
+    // Both mints asked for the configured team.
+    let mints: Vec<String> = w
+        .pixop
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/accounts/v1/token")
+        .map(|s| s.target.clone())
+        .collect();
+    assert_eq!(mints, ["/accounts/v1/token?team-id=team%207"; 2]);
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_bodies_pass_and_stalled_ones_are_cut_off() {
+    let w = world(Options {
+        extra: "idle_timeout_secs = 1".into(),
+        ..Options::default()
+    })
+    .await;
+    let path = "/media/v1/download/processed/slow";
+    // 40 KiB in 1 KiB chunks, 50 ms apart: slow but never idle for 1 s.
+    w.pixop.push(
+        Some(path),
+        Scripted {
+            stream_bytes: 40 << 10,
+            chunk_delay: Duration::from_millis(50),
+            ..Scripted::status(200)
+        },
+    );
+    let r = w
+        .call("GET", &format!("/proxy/pixop{path}"), &[], vec![])
+        .await;
+    assert_eq!((r.status, r.body.len()), (200, 40 << 10));
+    assert!(common::fake::is_pattern_at(0, &r.body));
+    // A body that stops for 3 s is cut off after the 1 s idle timeout.
+    w.pixop.push(
+        Some(path),
+        Scripted {
+            stream_bytes: 4 << 10,
+            chunk_delay: Duration::from_secs(3),
+            ..Scripted::status(200)
+        },
+    );
+    let t0 = Instant::now();
+    let r = common::http::try_send(
+        "GET",
+        &w.server.url(&format!("/proxy/pixop{path}")),
+        &[("x-api-key", ACME_KEY), ("x-tenant-id", "acme")],
+        vec![],
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "a stalled body must not end as if complete: {r:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     w.server.stop().await;
 }

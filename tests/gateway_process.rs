@@ -414,6 +414,11 @@ async fn config_check_reports_gateway_problems_with_their_key_paths() {
         .env("CPIXD_PIXOP_PASSWORD", "pw")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 platform(s)"));
 }
