@@ -5,13 +5,13 @@
 //! (authorised by its `token` query parameter) go up without credentials.
 
 use super::auth::{
-    bearer, token_request, BoxFuture, Credentials, Grant, Mint, Target, Token, TokenCache,
+    token_request, BoxFuture, CachedBearer, Credentials, Grant, Mint, Target, Token, TokenCache,
 };
 use super::client::Upstream;
 use super::settings::Fields;
 use super::{GatewayError, Setup};
 use crate::crypto::SecretString;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{HeaderMap, Method};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,10 @@ pub fn configure(f: &mut Fields) -> Option<Setup> {
     let api_key = f.required_secret("api_key")?;
     Some(Setup::new(
         &[("api", DEFAULT_BASE)],
-        Arc::new(Exchanged(TokenCache::new(Exchange { api_key }))),
+        Arc::new(Exchanged(CachedBearer {
+            cache: TokenCache::new(Exchange { api_key }),
+            exempt: &UNAUTHENTICATED,
+        })),
     ))
 }
 
@@ -94,8 +97,8 @@ impl Mint for Exchange {
     }
 }
 
-/// The credentials: a token cache over the exchange.
-pub struct Exchanged(TokenCache<Exchange>);
+/// The credentials: Bearer tokens from the exchange.
+pub struct Exchanged(CachedBearer<Exchange>);
 
 impl Credentials for Exchanged {
     fn apply<'a>(
@@ -104,21 +107,14 @@ impl Credentials for Exchanged {
         target: Target<'a>,
         headers: &'a mut HeaderMap,
     ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
-        Box::pin(async move {
-            if UNAUTHENTICATED.iter().any(|n| target.is(n)) {
-                return Ok(None);
-            }
-            let (token, generation) = self.0.get(up, target.api_base()).await?;
-            headers.insert(header::AUTHORIZATION, bearer(&token)?);
-            Ok(Some(generation))
-        })
+        Box::pin(self.0.apply(up, target, headers))
     }
 
     fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
-        Box::pin(self.0.refuse(grant))
+        Box::pin(self.0.cache.refuse(grant))
     }
 
     fn mints(&self) -> u64 {
-        self.0.mints()
+        self.0.cache.mints()
     }
 }

@@ -8,7 +8,7 @@ use super::routes::Operation;
 use super::GatewayError;
 use crate::crypto::SecretString;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::pin::Pin;
@@ -70,6 +70,75 @@ pub trait Credentials: Send + Sync {
     /// Tokens minted so far (for metrics and tests).
     fn mints(&self) -> u64 {
         0
+    }
+}
+
+/// Fixed headers on every call (API keys, static tokens), some of them
+/// left off on given hosts.
+pub struct StaticHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    skip: Vec<(&'static str, HeaderName)>,
+}
+
+impl StaticHeaders {
+    /// Sends `headers` on every call.
+    pub fn new(headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        StaticHeaders {
+            headers,
+            skip: Vec::new(),
+        }
+    }
+
+    /// Leaves `name` off calls to the `host` key.
+    pub fn except_on(mut self, host: &'static str, name: HeaderName) -> Self {
+        self.skip.push((host, name));
+        self
+    }
+}
+
+impl Credentials for StaticHeaders {
+    fn apply<'a>(
+        &'a self,
+        _up: &'a Upstream,
+        target: Target<'a>,
+        headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
+        for (name, value) in &self.headers {
+            if !self
+                .skip
+                .iter()
+                .any(|(h, n)| *h == target.host && n == name)
+            {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A Bearer token from a [`TokenCache`] on every call but the `exempt`
+/// operations (token endpoints, calls authorised otherwise).
+pub struct CachedBearer<M> {
+    /// The tokens.
+    pub cache: TokenCache<M>,
+    /// Operations that go up without the token.
+    pub exempt: &'static [&'static str],
+}
+
+impl<M: Mint> CachedBearer<M> {
+    /// Adds `Authorization: Bearer` unless the operation is exempt.
+    pub async fn apply(
+        &self,
+        up: &Upstream,
+        target: Target<'_>,
+        headers: &mut HeaderMap,
+    ) -> Result<Grant, GatewayError> {
+        if self.exempt.iter().any(|n| target.is(n)) {
+            return Ok(None);
+        }
+        let (token, generation) = self.cache.get(up, target.api_base()).await?;
+        headers.insert(header::AUTHORIZATION, bearer(&token)?);
+        Ok(Some(generation))
     }
 }
 

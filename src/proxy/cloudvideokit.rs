@@ -4,11 +4,10 @@
 //! caller's `userToken` query parameter, so it gets the tenant header only.
 //! The DRM group (`/kms`, `/drm`, `/license`) is served by cpixd itself.
 
-use super::auth::{secret_header, BoxFuture, Credentials, Grant, Target};
-use super::client::Upstream;
+use super::auth::{secret_header, StaticHeaders};
 use super::settings::Fields;
-use super::{GatewayError, Setup};
-use axum::http::{HeaderMap, HeaderValue};
+use super::Setup;
+use axum::http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 
 /// Reads `[platforms.cloudvideokit]`: `api_key` (or `api_key_file`,
@@ -50,27 +49,11 @@ pub fn configure(f: &mut Fields) -> Option<Setup> {
         None => Vec::new(),
     };
     let hosts: Vec<(&str, &str)> = hosts.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Some(Setup::new(&hosts, Arc::new(ApiKey { api_key, tenant_id })))
-}
-
-struct ApiKey {
-    api_key: HeaderValue,
-    tenant_id: HeaderValue,
-}
-
-impl Credentials for ApiKey {
-    fn apply<'a>(
-        &'a self,
-        _up: &'a Upstream,
-        target: Target<'a>,
-        headers: &'a mut HeaderMap,
-    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
-        Box::pin(async move {
-            headers.insert("x-tenant-id", self.tenant_id.clone());
-            if target.host != "redirector" {
-                headers.insert("x-api-key", self.api_key.clone());
-            }
-            Ok(None)
-        })
-    }
+    let api_key_header = HeaderName::from_static("x-api-key");
+    let credentials = StaticHeaders::new(vec![
+        (HeaderName::from_static("x-tenant-id"), tenant_id),
+        (api_key_header.clone(), api_key),
+    ])
+    .except_on("redirector", api_key_header);
+    Some(Setup::new(&hosts, Arc::new(credentials)))
 }

@@ -2,11 +2,10 @@
 //! knows only GET and POST; deletes and updates are POSTs whose JSON body
 //! carries `_METHOD`, which the gateway passes through untouched.
 
-use super::auth::{secret_header, BoxFuture, Credentials, Grant, Target};
-use super::client::Upstream;
+use super::auth::{secret_header, StaticHeaders};
 use super::settings::Fields;
-use super::{GatewayError, Setup};
-use axum::http::{HeaderMap, HeaderValue};
+use super::Setup;
+use axum::http::HeaderName;
 use std::sync::Arc;
 
 /// Reads `[platforms.5centscdn]`: `api_key` (or `api_key_file`,
@@ -18,22 +17,9 @@ pub fn configure(f: &mut Fields) -> Option<Setup> {
         .ok()?;
     Some(Setup::new(
         &[("api", "https://api.5centscdn.com/v2")],
-        Arc::new(ApiKey(value)),
+        Arc::new(StaticHeaders::new(vec![(
+            HeaderName::from_static("x-api-key"),
+            value,
+        )])),
     ))
-}
-
-struct ApiKey(HeaderValue);
-
-impl Credentials for ApiKey {
-    fn apply<'a>(
-        &'a self,
-        _up: &'a Upstream,
-        _target: Target<'a>,
-        headers: &'a mut HeaderMap,
-    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
-        Box::pin(async move {
-            headers.insert("x-api-key", self.0.clone());
-            Ok(None)
-        })
-    }
 }

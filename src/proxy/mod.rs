@@ -303,26 +303,9 @@ fn filter_headers(from: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     out
 }
 
-/// Percent-encodes a query or path value (everything but unreserved).
+/// Percent-encodes a query value (everything but unreserved characters).
 pub fn percent_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    let clean: String = s
-        .chars()
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .take(300)
-        .collect();
-    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    routes::percent_encode(v, b"")
 }
 
 impl Gateway {
@@ -745,7 +728,10 @@ impl Gateway {
         let (parts, incoming) = resp.into_parts();
         let mut headers = filter_headers(&parts.headers, &DROPPED_RESPONSE_HEADERS);
         headers.insert("x-cpixd-platform", HeaderValue::from_static(p.name));
-        headers.insert("x-cpixd-operation", header_value(&call.label));
+        // Operation names come from the route tables: printable ASCII.
+        if let Ok(v) = HeaderValue::from_str(&call.label) {
+            headers.insert("x-cpixd-operation", v);
+        }
         if let Some(id) = request_id {
             headers.insert("x-cpixd-upstream-request-id", id);
         }
@@ -777,7 +763,9 @@ impl Gateway {
                             l = l.replace(f, t);
                         }
                     }
-                    headers.insert(header::LOCATION, header_value(&l));
+                    if let Ok(v) = HeaderValue::from_str(&l) {
+                        headers.insert(header::LOCATION, v);
+                    }
                 }
                 if textual {
                     headers.remove(header::CONTENT_LENGTH);

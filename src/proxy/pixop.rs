@@ -6,7 +6,7 @@
 //! upstream URLs in answers are rewritten to the gateway by default.
 
 use super::auth::{
-    bearer, jwt_lifetime, secret_header, token_request, BoxFuture, Credentials, Grant, Mint,
+    jwt_lifetime, secret_header, token_request, BoxFuture, CachedBearer, Credentials, Grant, Mint,
     Target, Token, TokenCache,
 };
 use super::client::Upstream;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const DEFAULT_BASE: &str = "https://staging-api.pixop.com";
+/// The operation that mints tokens: called with Basic, not a token.
+const TOKEN_OPERATION: &str = "generate_jwt_token";
 /// A Pixop JWT's documented lifetime.
 const JWT_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
@@ -40,10 +42,13 @@ pub fn configure(f: &mut Fields) -> Option<Setup> {
     let mut setup = Setup::new(
         &[("api", DEFAULT_BASE)],
         Arc::new(Jwt {
-            cache: TokenCache::new(Login {
-                basic: basic.clone(),
-                team_id,
-            }),
+            tokens: CachedBearer {
+                cache: TokenCache::new(Login {
+                    basic: basic.clone(),
+                    team_id,
+                }),
+                exempt: &[TOKEN_OPERATION],
+            },
             basic,
         }),
     );
@@ -91,7 +96,7 @@ impl Mint for Login {
 
 /// The credentials: Basic for the token operation, a cached JWT for the rest.
 pub struct Jwt {
-    cache: TokenCache<Login>,
+    tokens: CachedBearer<Login>,
     basic: HeaderValue,
 }
 
@@ -102,25 +107,20 @@ impl Credentials for Jwt {
         target: Target<'a>,
         headers: &'a mut HeaderMap,
     ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
-        Box::pin(async move {
-            if target.is("generate_jwt_token") {
-                headers.insert(header::AUTHORIZATION, self.basic.clone());
-                return Ok(None);
-            }
-            let (token, generation) = self.cache.get(up, target.api_base()).await?;
-            headers.insert(header::AUTHORIZATION, bearer(&token)?);
-            Ok(Some(generation))
-        })
+        if target.is(TOKEN_OPERATION) {
+            headers.insert(header::AUTHORIZATION, self.basic.clone());
+        }
+        Box::pin(self.tokens.apply(up, target, headers))
     }
 
     fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
-        Box::pin(self.cache.refuse(grant))
+        Box::pin(self.tokens.cache.refuse(grant))
     }
 
     fn finished<'a>(&'a self, target: Target<'a>, status: StatusCode) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if target.is("generate_auth_secret") && status.is_success() {
-                self.cache.clear().await;
+                self.tokens.cache.clear().await;
             }
             if target.is("update_password") && status.is_success() {
                 tracing::warn!(
@@ -132,6 +132,6 @@ impl Credentials for Jwt {
     }
 
     fn mints(&self) -> u64 {
-        self.cache.mints()
+        self.tokens.cache.mints()
     }
 }

@@ -192,7 +192,7 @@ impl Template {
                 match p {
                     Piece::Lit(l) => out.push_str(l),
                     Piece::Param(name) => match params.get(name) {
-                        Some(v) if !v.is_empty() => out.push_str(&encode_segment(v)),
+                        Some(v) if !v.is_empty() => out.push_str(&percent_encode(v, SEGMENT_EXTRA)),
                         _ => return Err(format!("missing path parameter {name:?}")),
                     },
                     Piece::Alt(alts) => match params.get(ALTERNATION_PARAM) {
@@ -244,11 +244,15 @@ impl Template {
     }
 }
 
-/// Percent-encodes what may not stand in a path segment.
-fn encode_segment(v: &str) -> String {
+/// Characters a path segment may hold besides unreserved ones (RFC 3986
+/// sub-delims, `:` and `@`, and `%` so that encoded values stay as given).
+const SEGMENT_EXTRA: &[u8] = b"!$&'()*+,;=:@%";
+
+/// Percent-encodes `v`, keeping unreserved characters and `keep`.
+pub fn percent_encode(v: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
