@@ -348,6 +348,38 @@ async fn platforms_call_uses_the_same_client_and_credentials() {
         Some("application/json")
     );
     assert_eq!(seen.body_head, br#"{"title":"t"}"#);
+    // A large body streams from its file (3 MiB: past the replay buffer).
+    let big = dir.path().join("video.mp4");
+    std::fs::write(&big, common::fake::pattern_bytes(3 << 20)).unwrap();
+    let mut upload_env = env.clone();
+    upload_env.push((
+        "CPIXD_KINESCOPE_HOSTS_UPLOAD".into(),
+        kinescope.base.clone(),
+    ));
+    let out = cli(
+        &[
+            "call",
+            "kinescope",
+            "upload_video",
+            "--header",
+            "X-Video-Title: clip",
+            "--body",
+            big.to_str().unwrap(),
+        ],
+        upload_env,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = kinescope.last().unwrap();
+    assert_eq!((seen.method.as_str(), seen.path()), ("POST", "/v2/video"));
+    assert_eq!((seen.body_len, seen.body_is_pattern), (3 << 20, true));
+    assert_eq!(seen.header("content-length").as_deref(), Some("3145728"));
+    assert_eq!(seen.header("x-video-title").as_deref(), Some("clip"));
     // The upstream's error status is the command's failure.
     kinescope.push(None, Scripted::status(404).body("{}"));
     let out = cli(

@@ -43,8 +43,9 @@ pub struct CallArgs {
     /// `chat(.json|.csv|.txt)` takes `suffix=.csv`.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Request body from a file (`-` for standard input); JSON bodies get
-    /// `Content-Type: application/json` unless a header says otherwise.
+    /// Request body from a file, streamed (`-`: standard input, read
+    /// whole); JSON operations get `Content-Type: application/json` unless
+    /// a header says otherwise.
     #[arg(long)]
     pub body: Option<PathBuf>,
     /// An extra request header (`Name: value`); repeatable.
@@ -161,6 +162,49 @@ fn parse_headers(items: &[String]) -> Result<HeaderMap, String> {
     Ok(h)
 }
 
+/// A file streamed as a request body of known length, 64 KiB at a time.
+struct FileBody {
+    file: tokio::fs::File,
+    buf: Box<[u8]>,
+    remaining: u64,
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+        if let Err(e) = std::task::ready!(tokio::io::AsyncRead::poll_read(
+            std::pin::Pin::new(&mut this.file),
+            cx,
+            &mut read
+        )) {
+            return std::task::Poll::Ready(Some(Err(e)));
+        }
+        let filled = read.filled();
+        if filled.is_empty() {
+            let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank");
+            return std::task::Poll::Ready(Some(Err(e)));
+        }
+        let n = (filled.len() as u64).min(this.remaining);
+        this.remaining -= n;
+        let data = bytes::Bytes::copy_from_slice(&filled[..n as usize]);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 fn call(args: &CallArgs) -> Result<i32, CliError> {
     let gateway = match gateway(args.config.as_deref()) {
         Ok(g) => g,
@@ -181,7 +225,6 @@ fn call(args: &CallArgs) -> Result<i32, CliError> {
     let body = match &args.body {
         None => Body::empty(),
         Some(path) => {
-            let bytes = super::read_input(path)?;
             let is_json = routes::catalogue(&args.platform)
                 .and_then(|c| c.operation(&args.operation))
                 .is_some_and(|o| o.body == "json");
@@ -191,7 +234,20 @@ fn call(args: &CallArgs) -> Result<i32, CliError> {
                     HeaderValue::from_static("application/json"),
                 );
             }
-            Body::from(bytes)
+            if path.as_os_str() == "-" {
+                Body::from(super::read_input(path)?)
+            } else {
+                let file = std::fs::File::open(path).map_err(io_err(path.display().to_string()))?;
+                let len = file
+                    .metadata()
+                    .map_err(io_err(path.display().to_string()))?
+                    .len();
+                Body::new(FileBody {
+                    file: tokio::fs::File::from_std(file),
+                    buf: vec![0; 64 << 10].into_boxed_slice(),
+                    remaining: len,
+                })
+            }
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

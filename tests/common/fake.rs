@@ -169,6 +169,11 @@ fn dripped_body(len: u64, pause: Duration) -> Body {
     Body::from_stream(stream)
 }
 
+/// The first `len` bytes of the pattern, in memory.
+pub fn pattern_bytes(len: usize) -> Vec<u8> {
+    PATTERN.iter().copied().cycle().take(len).collect()
+}
+
 /// Checks bytes received at stream offset `off` against the pattern.
 pub fn is_pattern_at(mut off: u64, mut data: &[u8]) -> bool {
     while !data.is_empty() {
