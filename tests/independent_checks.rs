@@ -169,4 +169,33 @@ fn an_encrypted_response_decrypts_with_pythons_cryptography() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ValueMAC does not verify"));
+    // Nor to the MAC on the wrapped document key (AWS layout).
+    let mut bad = doc.clone();
+    let secret = ["Data", "Secret", "ValueMAC"].iter().fold(
+        &mut bad.delivery_data.as_mut().unwrap().items[0].document_keys[0],
+        |e, name| {
+            e.children
+                .iter_mut()
+                .find_map(|n| match n {
+                    cpixd::cpix::xml::Node::Element(c) if c.local == *name => Some(c),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no {name}"))
+        },
+    );
+    let mut mac = cpixd::b64::decode(&secret.text()).unwrap();
+    mac[0] ^= 1;
+    secret.set_text(cpixd::b64::encode(&mac));
+    std::fs::write(&resp, cpixd::cpix::write(&bad, &Default::default())).unwrap();
+    let out = Command::new(&py)
+        .arg(common::root().join("tests/py/decrypt_check.py"))
+        .args([&resp, &key, &expect])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DocumentKey: ValueMAC does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
