@@ -199,3 +199,19 @@ fn an_encrypted_response_decrypts_with_pythons_cryptography() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn ci_makes_the_python_checks_mandatory() {
+    // `.ci/run` exports CI=true before running the tests, so `python()`
+    // above fails instead of skipping when the venv is missing.
+    let ci = String::from_utf8(common::read(&common::root().join(".ci/run"))).unwrap();
+    let export = ci
+        .lines()
+        .position(|l| l.trim() == "export CI=true")
+        .expect("export CI=true in .ci/run");
+    let tests = ci
+        .lines()
+        .position(|l| l.trim() == "scripts/test")
+        .expect("scripts/test in .ci/run");
+    assert!(export < tests, "CI=true is exported after the tests run");
+}
