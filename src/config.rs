@@ -585,7 +585,16 @@ pub fn parse_master_keys(text: &str) -> Result<Vec<MasterKey>, String> {
 /// Loads the master keys: `CPIXD_MASTER_KEY` (base64, version 1) if set,
 /// else the key file; in embedded mode a missing file is created (0600).
 pub fn load_keyring(config: &Config) -> Result<Keyring, String> {
-    if let Some(b64) = process_env().get("CPIXD_MASTER_KEY") {
+    load_keyring_with_env(config, &process_env())
+}
+
+/// [`load_keyring`] with the `CPIXD_*` variables taken from `env` instead of
+/// the process environment.
+pub fn load_keyring_with_env(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+) -> Result<Keyring, String> {
+    if let Some(b64) = env.get("CPIXD_MASTER_KEY") {
         let keys = parse_master_keys(b64).map_err(|e| format!("CPIXD_MASTER_KEY: {e}"))?;
         return Keyring::new(keys).map_err(|e| e.to_string());
     }
@@ -712,6 +721,103 @@ id = "empty"
         assert!(parse_master_keys("").is_err());
     }
 
+    fn config_in(dir: &Path) -> Config {
+        validate(
+            parse_file(GOOD).unwrap(),
+            &Overrides {
+                listen: None,
+                data_dir: Some(dir.to_path_buf()),
+            },
+        )
+        .unwrap()
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_master_key_file_is_generated_private_and_a_readable_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = config_in(&data);
+        let none = BTreeMap::new();
+        let ring = load_keyring_with_env(&config, &none).unwrap();
+        let path = data.join("master.key");
+        assert!(path.is_file(), "generated on first start");
+        // The same key on the next start.
+        let again = load_keyring_with_env(&config, &none).unwrap();
+        assert_eq!(ring.current().expose(), again.current().expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(mode(&path), 0o600, "generated master.key");
+            assert_eq!(mode(&data), 0o700, "generated data directory");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = load_keyring_with_env(&config, &none).unwrap_err();
+            assert!(
+                err.contains("chmod 600") && err.contains("master.key"),
+                "{err}"
+            );
+            // An explicitly configured key file is checked the same way.
+            let mut other = config.clone();
+            let elsewhere = dir.path().join("elsewhere.key");
+            std::fs::write(
+                &elsewhere,
+                format!("1:{}\n", crate::b64::encode(&[3u8; 32])),
+            )
+            .unwrap();
+            std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o640)).unwrap();
+            other.master_key_file = Some(elsewhere);
+            let err = load_keyring_with_env(&other, &none).unwrap_err();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cpixd_master_key_in_the_environment_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = config_in(&data);
+        let env: BTreeMap<String, String> = [(
+            "CPIXD_MASTER_KEY".to_owned(),
+            crate::b64::encode(&[9u8; 32]),
+        )]
+        .into();
+        let ring = load_keyring_with_env(&config, &env).unwrap();
+        assert_eq!(ring.current().expose(), &[9u8; 32]);
+        assert_eq!(ring.current().version(), 1);
+        assert!(
+            !data.join("master.key").exists(),
+            "no key file is made when the environment has the key"
+        );
+        // Even a refused (world-readable) file is not looked at.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("master.key"), "garbage").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("master.key"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            load_keyring_with_env(&config, &env)
+                .unwrap()
+                .current()
+                .expose(),
+            &[9u8; 32]
+        );
+        let bad: BTreeMap<String, String> =
+            [("CPIXD_MASTER_KEY".to_owned(), "AAAA".to_owned())].into();
+        let err = load_keyring_with_env(&config, &bad).unwrap_err();
+        assert!(err.starts_with("CPIXD_MASTER_KEY:"), "{err}");
+    }
+
     #[test]
     fn embedded_default_creates_a_private_api_key_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -724,6 +830,7 @@ id = "empty"
         {
             use std::os::unix::fs::PermissionsExt;
             let p = default_api_key_path(dir.path());
+            assert_eq!(mode(&p), 0o600, "generated default-api-key");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
             let err = ensure_default_api_key(dir.path()).unwrap_err();
             assert!(err.contains("chmod 600"), "{err}");
