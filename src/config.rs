@@ -22,6 +22,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// The configuration file, as written.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     /// Address to listen on, `host:port`.
@@ -47,6 +48,7 @@ pub struct FileConfig {
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
 /// each kind of endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// SPEKE endpoints (AWS requires 2048-bit RSA).
@@ -66,6 +68,7 @@ impl Default for DeliveryConfig {
 
 /// `[tls]`
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -76,6 +79,7 @@ pub struct TlsConfig {
 
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request body accepted (bytes); larger gets 413.
@@ -105,6 +109,7 @@ impl Default for LimitsConfig {
 
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Filter in `tracing` syntax, e.g. `info` or `cpixd=debug`.
@@ -124,6 +129,7 @@ impl Default for LogConfig {
 
 /// `[[tenant]]`
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantConfig {
     /// The `X-Tenant-Id` value.
@@ -138,6 +144,7 @@ pub struct TenantConfig {
 
 /// One HTTP Basic user.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct BasicUser {
     /// User name.
@@ -816,6 +823,97 @@ id = "empty"
             [("CPIXD_MASTER_KEY".to_owned(), "AAAA".to_owned())].into();
         let err = load_keyring_with_env(&config, &bad).unwrap_err();
         assert!(err.starts_with("CPIXD_MASTER_KEY:"), "{err}");
+    }
+
+    /// Every key path of a TOML value: `(path, is_table)`.
+    fn key_paths(v: &toml::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+        let table = match v {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(a) => {
+                a.iter().for_each(|x| key_paths(x, prefix, out));
+                return;
+            }
+            _ => return,
+        };
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let is_table = v.is_table()
+                || v.as_array()
+                    .is_some_and(|a| a.first().is_some_and(toml::Value::is_table));
+            out.push((path.clone(), is_table));
+            key_paths(v, &path, out);
+        }
+    }
+
+    #[test]
+    fn the_example_file_documents_every_key() {
+        let text = include_str!("../cpixd.example.toml");
+        // The example itself is a valid configuration.
+        validate(parse_file(text).unwrap(), &Overrides::default()).unwrap();
+        // Every field of every configuration table, with every optional
+        // value set so that it shows up.
+        let mut drm = DrmSettings::default();
+        drm.playready.la_url = Some("x".into());
+        drm.playready.lui_url = Some("x".into());
+        drm.playready.ds_id = Some("x".into());
+        drm.playready.custom_attributes = Some("x".into());
+        drm.widevine.provider = Some("x".into());
+        let full = FileConfig {
+            listen: Some("x".into()),
+            data_dir: Some("x".into()),
+            master_key_file: Some("x".into()),
+            tls: Some(TlsConfig::default()),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            tenant: vec![TenantConfig {
+                id: "x".into(),
+                api_key_sha256: vec!["x".into()],
+                basic: vec![BasicUser::default()],
+                drm,
+            }],
+            delivery: DeliveryConfig::default(),
+            platforms: Some(toml::Table::new()),
+        };
+        let mut paths = Vec::new();
+        key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);
+        assert!(paths.len() > 30, "{paths:?}");
+        // A key is documented when it is written (or shown commented out)
+        // as `key = …`; a table when its `[header]` (or a sub-table's) is there.
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim().trim_start_matches('#').trim())
+            .collect();
+        let mut missing = Vec::new();
+        for (path, is_table) in &paths {
+            let leaf = path.rsplit('.').next().unwrap_or(path);
+            let documented = if *is_table {
+                lines.iter().any(|l| {
+                    *l == format!("[{path}]")
+                        || *l == format!("[[{path}]]")
+                        || l.starts_with(&format!("[{path}."))
+                }) || (path == "tenant.basic" && lines.iter().any(|l| l.starts_with("basic = [{")))
+            } else {
+                lines.iter().any(|l| {
+                    l.starts_with(&format!("{leaf} ="))
+                        || l.contains(&format!("{{ {leaf} ="))
+                        || l.contains(&format!(", {leaf} ="))
+                })
+            };
+            if !documented {
+                missing.push(path.clone());
+            }
+        }
+        assert!(missing.is_empty(), "not in cpixd.example.toml: {missing:?}");
+        // The response cache: its default and how to turn it off.
+        assert!(text.contains(&format!(
+            "response_cache_bytes = {}",
+            LimitsConfig::default().response_cache_bytes
+        )));
+        assert!(text.contains("0 disables"));
     }
 
     #[test]
