@@ -267,7 +267,11 @@ async fn embedded_default_and_logs_never_carry_keys() {
     let r = send(
         "POST",
         &format!("{}/kms/v1/speke2", server.base),
-        &[("x-api-key", &api_key), ("content-type", "application/xml")],
+        &[
+            ("x-api-key", &api_key),
+            ("x-tenant-id", "default"),
+            ("content-type", "application/xml"),
+        ],
         b"<cpix:CPIX xmlns:cpix=\"urn:dashif:org:cpix\"/>".to_vec(),
     )
     .await;

@@ -197,6 +197,7 @@ async fn the_auth_matrix_and_tenant_isolation() {
     let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
         (vec![xml], 401),
         (vec![xml, ("x-tenant-id", "acme")], 401),
+        (vec![xml, ("x-api-key", ACME_KEY)], 401),
         (
             vec![xml, ("x-api-key", "wrong"), ("x-tenant-id", "acme")],
             401,
@@ -218,6 +219,10 @@ async fn the_auth_matrix_and_tenant_isolation() {
             assert_eq!(j["status"], *want);
         }
     }
+    // The API key without the tenant header: 401 naming the missing header.
+    let r = send("POST", &url, &[xml, ("x-api-key", ACME_KEY)], fixture(V2)).await;
+    assert!(r.text().contains("X-Tenant-Id"), "{}", r.text());
+    assert!(r.header("www-authenticate").is_some());
     let basic = format!(
         "Basic {}",
         cpixd::b64::encode(format!("{}:{}", ACME_USER.0, ACME_USER.1).as_bytes())
