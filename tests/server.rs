@@ -77,6 +77,37 @@ async fn every_endpoint_answers() {
         "{described}"
     );
 
+    // SPEKE 2.1 (CPIX 2.4): the version header is echoed as sent, and the
+    // period start/end of the request come back.
+    let v21 = fixture("v2.1-video2-audio1-widevine-fairplay-live.xml");
+    let r = post(
+        &s,
+        "/kms/v1/speke2",
+        &[("x-speke-version", "2.1")],
+        v21.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-speke-version").as_deref(), Some("2.1"));
+    assert!(r.header("x-speke-user-agent").is_some());
+    let doc = cpix::parse(&r.body).unwrap();
+    assert_eq!(doc.version(), Some("2.4"));
+    assert!(common::check::problems(&doc, true).is_empty());
+    assert_eq!(
+        doc.period_items(),
+        cpix::parse(&v21).unwrap().period_items(),
+        "periods echoed"
+    );
+    let r = post(
+        &s,
+        "/kms/v1/copyProtection",
+        &[("x-speke-version", "2.1")],
+        v21,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-speke-version").as_deref(), Some("2.1"));
+
     // copyProtection follows the header; cpix follows the document.
     let r = post(
         &s,
