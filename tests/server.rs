@@ -504,6 +504,7 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
     let r = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains("PlainValue"));
+    let first = r.body.clone();
     let doc = cpix::parse(&r.body).unwrap();
     let key = doc.recipients()[0]
         .mac_method
@@ -522,7 +523,8 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
     assert!(r.text().contains("at least 3072"), "{}", r.text());
     // Encrypted answers are never served from the response cache.
     let again = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
-    assert_ne!(again.body, r.body);
+    assert_eq!(again.status, 200);
+    assert_ne!(again.body, first);
     let d1 = cpixd::delivery::decrypt_document(
         &doc,
         &cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap(),
@@ -554,5 +556,26 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
         "DASH-IF layout on CPIX"
     );
     assert!(key.child(&Ns::Pskc, "EncryptedValue").is_none());
+    // It decrypts with the recipient's private key to exactly the keys the
+    // store issued for those KIDs.
+    assert!(!r.text().contains("PlainValue"));
+    let private =
+        cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap();
+    let decrypted = cpixd::delivery::decrypt_document(&doc, &private).unwrap();
+    assert_eq!(decrypted.len(), doc.keys().len());
+    assert!(!decrypted.is_empty());
+    for k in &decrypted {
+        let stored = s
+            .state
+            .store
+            .get("acme", k.kid)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} not stored", k.kid));
+        assert_eq!(k.key.expose(), &stored.key.expose()[..], "{}", k.kid);
+    }
+    assert_eq!(
+        s.state.store.list("acme", None).unwrap().len(),
+        decrypted.len()
+    );
     s.stop().await;
 }
