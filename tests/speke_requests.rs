@@ -320,6 +320,19 @@ fn structural_negatives_are_refused() {
         let b = s[a..].find(end).unwrap() + a + end.len();
         format!("{}{}", &s[..a], &s[b..])
     };
+    // A list kept but with every child removed (`<L>…</L>` → `<L></L>`).
+    let empty = |s: &str, list: &str| -> String {
+        let (open, close) = (format!("<cpix:{list}>"), format!("</cpix:{list}>"));
+        let a = s.find(&open).unwrap() + open.len();
+        let b = s.find(&close).unwrap();
+        format!("{}{}", &s[..a], &s[b..])
+    };
+    let self_closing = |s: &str, list: &str| -> String {
+        let (open, close) = (format!("<cpix:{list}>"), format!("</cpix:{list}>"));
+        let a = s.find(&open).unwrap();
+        let b = s.find(&close).unwrap() + close.len();
+        format!("{}<cpix:{list}/>{}", &s[..a], &s[b..])
+    };
     let malformed = "Malformed encryption contract";
     let cases: Vec<(&str, String, SpekeVersion, Option<&str>)> = vec![
         ("empty body", String::new(), V2_0, None),
@@ -398,6 +411,73 @@ fn structural_negatives_are_refused() {
             base.replace(r#"intendedTrackType="VIDEO""#, r#"intendedTrackType="ALL""#),
             V2_0,
             Some(malformed),
+        ),
+        (
+            "ContentKeyList emptied",
+            empty(&base, "ContentKeyList"),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyList emptied (self-closing)",
+            self_closing(&base, "ContentKeyList"),
+            V2_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied",
+            empty(&base, "DRMSystemList"),
+            V2_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied (self-closing)",
+            self_closing(&base, "DRMSystemList"),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyUsageRuleList emptied",
+            empty(&base, "ContentKeyUsageRuleList"),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyUsageRuleList emptied (self-closing)",
+            self_closing(&base, "ContentKeyUsageRuleList"),
+            V2_0,
+            None,
+        ),
+        (
+            "all three lists emptied",
+            empty(
+                &empty(&empty(&base, "ContentKeyList"), "DRMSystemList"),
+                "ContentKeyUsageRuleList",
+            ),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyList emptied (SPEKE 1.0)",
+            empty(&own("v1-widevine-vod.xml"), "ContentKeyList"),
+            V1_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied (SPEKE 1.0)",
+            empty(&own("v1-widevine-vod.xml"), "DRMSystemList"),
+            V1_0,
+            None,
+        ),
+        (
+            "usage rule names a KID not in the ContentKeyList",
+            base.replacen(
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{kid2}""#),
+                r#"<cpix:ContentKeyUsageRule kid="00000000-0000-4000-8000-000000000002""#,
+                1,
+            ),
+            V2_0,
+            None,
         ),
         (
             "DRMSystem names an unknown KID",
