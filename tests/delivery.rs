@@ -567,3 +567,123 @@ fn a_value_mac_added_to_a_dash_if_vector_is_verified() {
         );
     }
 }
+
+#[test]
+fn an_ec_certificate_is_refused_as_not_rsa() {
+    let ec = rcgen::generate_simple_self_signed(vec!["ec.test".into()]).unwrap();
+    assert_eq!(ec.key_pair.algorithm(), &rcgen::PKCS_ECDSA_P256_SHA256);
+    let der = ec.cert.der().to_vec();
+    let cert = parse_certificate(&der).unwrap();
+    assert!(cert.rsa.is_none());
+    let err = CertPolicy::SPEKE
+        .check(&cert, cpixd::crypto::x509::now())
+        .unwrap_err();
+    assert!(matches!(err, CertError::NotRsa(_)), "{err:?}");
+    assert!(err.to_string().contains("not RSA"), "{err}");
+    // In a request: a 4xx naming the reason and the DeliveryData, no key made.
+    let a = Answers::new(15);
+    let err = a
+        .answer(&with_recipients(&request(), &[&der]), CertPolicy::SPEKE)
+        .unwrap_err();
+    assert!((400..500).contains(&err.status(true)), "{err}");
+    assert!(err.body().contains("not RSA"), "{}", err.body());
+    assert!(err.body().contains("DeliveryData[1]"), "{}", err.body());
+    assert_eq!(a.keys.len(), 0);
+}
+
+#[test]
+fn pem_certificates_are_accepted_and_parsed_certificates_are_cached() {
+    let r = &pair()[0];
+    let der = &r.cert_der;
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        cpixd::b64::encode(der)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let from_pem = parse_certificate(pem.as_bytes()).unwrap();
+    let from_der = parse_certificate(der).unwrap();
+    assert_eq!(from_pem.der, *der);
+    assert_eq!(from_pem.fingerprint, from_der.fingerprint);
+    assert_eq!(from_pem.rsa_bits, 2048);
+    CertPolicy::SPEKE
+        .check(&from_pem, cpixd::crypto::x509::now())
+        .unwrap();
+    // Bare base64 (as inside ds:X509Certificate) too.
+    assert_eq!(
+        parse_certificate(cpixd::b64::encode(der).as_bytes())
+            .unwrap()
+            .fingerprint,
+        from_der.fingerprint
+    );
+
+    let cache = cpixd::crypto::x509::CertCache::default();
+    assert!(cache.is_empty());
+    let first = cache.get_or_parse(der).unwrap();
+    let second = cache.get_or_parse(der).unwrap();
+    assert!(Arc::ptr_eq(&first, &second), "the same parse is returned");
+    assert_eq!(cache.len(), 1);
+    let other = cache.get_or_parse(&pair()[1].cert_der).unwrap();
+    assert!(!Arc::ptr_eq(&first, &other));
+    assert_eq!(cache.len(), 2);
+    // A refused certificate is not cached.
+    assert!(cache.get_or_parse(b"not a certificate").is_err());
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn the_rfc_6030_mac_key_layout_decrypts() {
+    use cpix::xml::{Element, Node, Ns};
+    // No vector uses MACMethod/pskc:MACKey: rebuild one of our answers in
+    // that layout (the MAC key's EncryptionMethod and CipherData under
+    // pskc:MACKey, no ValueMACs on the wrapped keys).
+    let [r1, _] = pair();
+    let a = Answers::new(16);
+    let body = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    let mut doc = cpix::parse(body.as_bytes()).unwrap();
+    let dd = &mut doc.delivery_data.as_mut().unwrap().items[0];
+    let ev = dd
+        .mac_method
+        .as_ref()
+        .unwrap()
+        .child(&Ns::Cpix, "Key")
+        .unwrap()
+        .child(&Ns::Pskc, "EncryptedValue")
+        .unwrap()
+        .clone();
+    let mut mac_key = Element::new(Ns::Pskc, "MACKey");
+    mac_key.children = ev.children;
+    let mm = dd.mac_method.as_mut().unwrap();
+    mm.children = vec![Node::Element(mac_key)];
+    child_mut(child_mut(&mut dd.document_keys[0], "Data"), "Secret")
+        .children
+        .retain(|n| !matches!(n, Node::Element(e) if e.is(&Ns::Pskc, "ValueMAC")));
+    let text = cpix::write(&doc, &Default::default());
+    assert!(
+        text.contains("MACKey>") && !text.contains("<cpix:Key>"),
+        "{text}"
+    );
+    assert_eq!(decrypt(&text, &r1.key_pem), a.stored());
+    // And its content-key MACs are still enforced.
+    let mut bad = cpix::parse(text.as_bytes()).unwrap();
+    bad.content_keys.as_mut().unwrap().items[0]
+        .data
+        .as_mut()
+        .unwrap()
+        .value_mac
+        .as_mut()
+        .unwrap()[0] ^= 1;
+    let key = load_private_key(r1.key_pem.as_bytes(), None).unwrap();
+    assert_eq!(
+        decrypt_document(&bad, &key).unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+}
