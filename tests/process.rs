@@ -56,8 +56,13 @@ fn start(dir: &Path, config: Option<&Path>) -> Server {
 }
 
 impl Server {
-    fn sigterm(mut self) -> String {
+    fn sigterm(self) -> String {
         unsafe_free_kill(self.child.id(), "TERM");
+        self.wait_for_clean_exit()
+    }
+
+    /// Waits (bounded) for the process to exit with status 0; its log.
+    fn wait_for_clean_exit(mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -304,4 +309,17 @@ async fn embedded_default_and_logs_never_carry_keys() {
     let server = start(dir.path(), None);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), api_key);
     server.sigterm();
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_is_a_clean_stop() {
+    // The signal handlers are in place before the server says it listens:
+    // a SIGTERM at once is a graceful stop (exit 0), never the default
+    // action of the signal.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    for _ in 0..5 {
+        let log = start(dir.path(), Some(&config)).sigterm();
+        assert!(log.contains("key store flushed"), "{log}");
+    }
 }
