@@ -81,6 +81,10 @@ impl Server {
         self.child.kill().unwrap();
         let _ = self.child.wait();
     }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
 }
 
 /// Sends a signal with the `kill` command (no unsafe code in the tests).
@@ -309,6 +313,53 @@ async fn embedded_default_and_logs_never_carry_keys() {
     let server = start(dir.path(), None);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), api_key);
     server.sigterm();
+}
+
+#[test]
+fn sigterm_finishes_a_request_in_flight_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut server = start(dir.path(), Some(&config));
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = request(900_001);
+    let (head, tail) = body.as_bytes().split_at(body.len() / 2);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /kms/v1/speke2 HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {ACME_KEY}\r\nX-Tenant-Id: acme\r\nX-Speke-Version: 2.0\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(head).unwrap();
+    conn.flush().unwrap();
+    // The server has the headers and half the body when the signal comes.
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe_free_kill(server.child.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.still_running(), "exited with a request in flight");
+    // It no longer accepts connections.
+    let refused =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2));
+    assert!(refused.is_err(), "still accepting after SIGTERM");
+    // The rest of the body: the request is answered in full.
+    conn.write_all(tail).unwrap();
+    conn.flush().unwrap();
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let xml = &text[text.find("<?xml").expect("a CPIX body")..];
+    let doc = cpixd::cpix::parse(xml.as_bytes()).unwrap();
+    assert_eq!(doc.keys().len(), 2);
+    assert!(doc.keys().iter().all(|k| k.plain_value().is_some()));
+    // Then the server exits 0 with the store flushed, and the keys are on disk.
+    let log = server.wait_for_clean_exit();
+    assert!(log.contains("key store flushed"), "{log}");
+    let stored = stored_kids(dir.path(), &config);
+    assert!(stored.contains(&kid(900_001, 1)) && stored.contains(&kid(900_001, 2)));
 }
 
 #[test]
