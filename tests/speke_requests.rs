@@ -536,6 +536,40 @@ fn structural_negatives_are_refused() {
             None,
         ),
         (
+            "kid in braces (not the CPIX KeyIdType)",
+            base.replace(&kid, &format!("{{{kid}}}")),
+            V2_0,
+            None,
+        ),
+        (
+            "kid with a urn:uuid: prefix",
+            base.replace(&kid, &format!("urn:uuid:{kid}")),
+            V2_0,
+            None,
+        ),
+        (
+            "usage rule kid in braces",
+            base.replacen(
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{kid2}""#),
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{{{kid2}}}""#),
+                1,
+            ),
+            V2_0,
+            Some(malformed),
+        ),
+        (
+            "kid in braces (SPEKE 1.0)",
+            {
+                let v1 = own("v1-widevine-vod.xml");
+                let k = cpix::parse(v1.as_bytes()).unwrap().keys()[0]
+                    .kid
+                    .to_string();
+                v1.replace(&k, &format!("{{{k}}}"))
+            },
+            V1_0,
+            None,
+        ),
+        (
             "unknown systemId",
             base.replace(
                 "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",

@@ -208,7 +208,7 @@ fn read_content_key(e: Element, path: &dyn Display) -> Result<ContentKey, CpixEr
         children,
         ..
     } = e;
-    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_uuid)?;
+    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_hyphenated)?;
     let mut key = ContentKey {
         kid,
         attributes,
@@ -237,7 +237,7 @@ fn read_drm_system(e: Element, path: &dyn Display) -> Result<DrmSystem, CpixErro
         children,
         ..
     } = e;
-    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_uuid)?;
+    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_hyphenated)?;
     let system_id = required_uuid(&mut attributes, "systemId", path, SystemId::parse_uuid)?;
     let mut d = DrmSystem::new(kid, system_id);
     d.attributes = attributes;
