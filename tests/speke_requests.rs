@@ -667,6 +667,54 @@ fn accepted_oddities() {
 }
 
 #[test]
+fn kids_come_back_spelled_as_the_request_wrote_them() {
+    use SpekeVersion::{V1_0, V2_0};
+    // Checklist item 36: each ContentKey keeps its kid. A KID written in
+    // upper case comes back in upper case, on the ContentKey, its
+    // DRMSystems and (echoed verbatim anyway) its usage rule, so the
+    // response stays consistent for a client that compares strings.
+    let base = own(V2_BASE);
+    let doc = cpix::parse(base.as_bytes()).unwrap();
+    let lower = doc.keys()[0].kid.to_string();
+    let upper = lower.to_uppercase();
+    let shouting = base.replace(&lower, &upper);
+    let answer = run(shouting.as_bytes(), V2_0).result.unwrap();
+    let plain = run(base.as_bytes(), V2_0).result.unwrap();
+    assert!(
+        !answer.contains(&lower),
+        "the lowercase spelling appears in the answer"
+    );
+    assert_eq!(
+        answer.matches(&format!(r#"kid="{upper}""#)).count(),
+        base.matches(&format!(r#"kid="{lower}""#)).count(),
+        "every kid attribute keeps the request's spelling"
+    );
+    // Same keys and signalling: only the spelling differs.
+    assert_eq!(answer.replace(&upper, &lower), plain);
+    let parsed = cpix::parse(answer.as_bytes()).unwrap();
+    assert!(check::problems(&parsed, true).is_empty());
+    // Mixed: each attribute keeps its own spelling.
+    let mixed = base.replacen(
+        &format!(r#"<cpix:ContentKey kid="{lower}""#),
+        &format!(r#"<cpix:ContentKey kid="{upper}""#),
+        1,
+    );
+    let answer = run(mixed.as_bytes(), V2_0).result.unwrap();
+    assert!(answer.contains(&format!(r#"<cpix:ContentKey kid="{upper}""#)));
+    assert!(answer.contains(&format!(r#"<cpix:DRMSystem kid="{lower}""#)));
+    // SPEKE 1.0 too.
+    let v1 = own("v1-widevine-vod.xml");
+    let k = cpix::parse(v1.as_bytes()).unwrap().keys()[0]
+        .kid
+        .to_string();
+    let answer = run(v1.replace(&k, &k.to_uppercase()).as_bytes(), V1_0)
+        .result
+        .unwrap();
+    assert!(answer.contains(&format!(r#"kid="{}""#, k.to_uppercase())));
+    assert!(!answer.contains(&format!(r#"kid="{k}""#)));
+}
+
+#[test]
 fn same_request_same_keys_different_kids_different_keys() {
     let rng = Arc::new(SeededRandom::new(9));
     let keys = MemoryKeySource::new(rng.clone());
