@@ -4,13 +4,18 @@
 //!    returning a body of the same size as cpixd's response;
 //! 2. (a) repeated SPEKE 2.0 requests for existing keys against cpixd
 //!    (PRESET-VIDEO-5 + PRESET-AUDIO-3, Widevine + PlayReady + FairPlay:
-//!    8 keys, 24 DRMSystems), same connections and duration as the baseline;
-//! 3. (b) a channel-start storm: N concurrent requests for new content
+//!    8 keys, 24 DRMSystems), same connections and duration as the baseline.
+//!    The request repeats byte for byte, so with the default configuration
+//!    these are answered from the response cache;
+//! 3. (a') the same against a second cpixd with the response cache disabled
+//!    (`limits.response_cache_bytes = 0`): every request is parsed,
+//!    validated, looked up in the store, filled and written;
+//! 4. (b) a channel-start storm: N concurrent requests for new content
 //!    (fresh content ids and KIDs, so every key is a durable write), then
 //!    SIGKILL, restart, and a check that every key comes back identical.
 //!
-//! It prints requests/s, p50/p99 latency and cpixd's peak RSS. Traffic goes
-//! to 127.0.0.1 only and the run is bounded in count and time.
+//! It prints requests/s, p50/p99 latency and each cpixd's peak RSS. Traffic
+//! goes to 127.0.0.1 only and the run is bounded in count and time.
 //!
 //!   cargo build --release --bin cpixd --example loadtest
 //!   target/release/examples/loadtest [--seconds 10] [--connections 32] [--storm 1000]
@@ -75,12 +80,17 @@ fn wait_listening(child: &mut Child) -> String {
         .expect("server start")
 }
 
-fn start_cpixd(bin: &Path, dir: &Path) -> (Child, String) {
+/// Starts cpixd on `dir`; `cache_bytes` sets `limits.response_cache_bytes`
+/// (`None`: the default, 16 MiB).
+fn start_cpixd(bin: &Path, dir: &Path, cache_bytes: Option<usize>) -> (Child, String) {
     let cfg = dir.join("cpixd.toml");
+    let limits = cache_bytes
+        .map(|n| format!("[limits]\nresponse_cache_bytes = {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &cfg,
         format!(
-            "[log]\nlevel = \"warn,cpixd=info\"\n[[tenant]]\nid = \"load\"\napi_key_sha256 = [\"{}\"]\n",
+            "{limits}[log]\nlevel = \"warn,cpixd=info\"\n[[tenant]]\nid = \"load\"\napi_key_sha256 = [\"{}\"]\n",
             cpixd::crypto::sha256_hex(API_KEY.as_bytes())
         ),
     )
@@ -297,7 +307,7 @@ fn main() {
     let body = Bytes::from(template.clone());
     let dir = tempfile::tempdir().unwrap();
 
-    let (mut cpixd, addr) = start_cpixd(&a.cpixd, dir.path());
+    let (mut cpixd, addr) = start_cpixd(&a.cpixd, dir.path(), None);
     let url = format!("http://{addr}/kms/v1/speke2");
     let first = rt
         .block_on(post(&client(), &url, &body))
@@ -321,6 +331,25 @@ fn main() {
     let _ = baseline.wait();
     let existing = rt.block_on(closed_loop(&url, body.clone(), a.connections, a.seconds));
 
+    // (a') The same without the response cache, on its own data directory.
+    let uncached_dir = tempfile::tempdir().unwrap();
+    let (mut uncached, uncached_addr) = start_cpixd(&a.cpixd, uncached_dir.path(), Some(0));
+    let uncached_url = format!("http://{uncached_addr}/kms/v1/speke2");
+    let warm = rt
+        .block_on(post(&client(), &uncached_url, &body))
+        .expect("first request (no cache)");
+    assert_eq!(warm.0, 200, "{}", String::from_utf8_lossy(&warm.1));
+    assert_eq!(warm.1.len(), size, "same response size without the cache");
+    let no_cache = rt.block_on(closed_loop(
+        &uncached_url,
+        body.clone(),
+        a.connections,
+        a.seconds,
+    ));
+    let uncached_rss = peak_rss_mib(uncached.id());
+    let _ = uncached.kill();
+    let _ = uncached.wait();
+
     let kids: Vec<String> = cpixd::cpix::parse(template.as_bytes())
         .unwrap()
         .keys()
@@ -336,7 +365,7 @@ fn main() {
     // Durability: kill without warning, restart, every key must come back.
     let _ = cpixd.kill();
     let _ = cpixd.wait();
-    let (mut again, addr2) = start_cpixd(&a.cpixd, dir.path());
+    let (mut again, addr2) = start_cpixd(&a.cpixd, dir.path(), None);
     let url2 = format!("http://{addr2}/kms/v1/speke2");
     let (_, bodies2) = rt.block_on(storm(&url2, &requests));
     let durable = bodies
@@ -351,7 +380,11 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (name, s) in [
         ("baseline axum, same body size", &base),
-        ("(a) cpixd, existing keys", &existing),
+        (
+            "(a) cpixd, existing keys, response cache on (default)",
+            &existing,
+        ),
+        ("(a') cpixd, existing keys, response cache off", &no_cache),
         ("(b) cpixd, storm of new content", &storm_stats),
     ] {
         println!(
@@ -365,14 +398,17 @@ fn main() {
     }
     println!();
     println!(
-        "response {size} bytes; {} connections for {} s; (a)/baseline = {:.0} %",
+        "response {size} bytes; {} connections for {} s; (a)/baseline = {:.0} %; (a')/baseline = {:.0} %",
         a.connections,
         a.seconds,
-        100.0 * existing.rps() / base.rps()
+        100.0 * existing.rps() / base.rps(),
+        100.0 * no_cache.rps() / base.rps()
     );
     println!(
         "storm: {} concurrent new-content requests answered in {:.2} s; {durable}/{} identical after SIGKILL + restart",
         a.storm, storm_stats.seconds, a.storm
     );
-    println!("cpixd peak RSS (VmHWM): {rss:.1} MiB");
+    println!(
+        "cpixd peak RSS (VmHWM): {rss:.1} MiB over (a) and (b); {uncached_rss:.1} MiB for (a')"
+    );
 }

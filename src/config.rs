@@ -22,6 +22,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// The configuration file, as written.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     /// Address to listen on, `host:port`.
@@ -49,6 +50,7 @@ pub struct FileConfig {
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
 /// each kind of endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// SPEKE endpoints (AWS requires 2048-bit RSA).
@@ -68,6 +70,7 @@ impl Default for DeliveryConfig {
 
 /// `[tls]`
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -78,6 +81,7 @@ pub struct TlsConfig {
 
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request body accepted (bytes); larger gets 413.
@@ -107,6 +111,7 @@ impl Default for LimitsConfig {
 
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Filter in `tracing` syntax, e.g. `info` or `cpixd=debug`.
@@ -126,6 +131,7 @@ impl Default for LogConfig {
 
 /// `[[tenant]]`
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantConfig {
     /// The `X-Tenant-Id` value.
@@ -140,6 +146,7 @@ pub struct TenantConfig {
 
 /// One HTTP Basic user.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct BasicUser {
     /// User name.
@@ -595,7 +602,16 @@ pub fn parse_master_keys(text: &str) -> Result<Vec<MasterKey>, String> {
 /// Loads the master keys: `CPIXD_MASTER_KEY` (base64, version 1) if set,
 /// else the key file; in embedded mode a missing file is created (0600).
 pub fn load_keyring(config: &Config) -> Result<Keyring, String> {
-    if let Some(b64) = process_env().get("CPIXD_MASTER_KEY") {
+    load_keyring_with_env(config, &process_env())
+}
+
+/// [`load_keyring`] with the `CPIXD_*` variables taken from `env` instead of
+/// the process environment.
+pub fn load_keyring_with_env(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+) -> Result<Keyring, String> {
+    if let Some(b64) = env.get("CPIXD_MASTER_KEY") {
         let keys = parse_master_keys(b64).map_err(|e| format!("CPIXD_MASTER_KEY: {e}"))?;
         return Keyring::new(keys).map_err(|e| e.to_string());
     }
@@ -722,6 +738,195 @@ id = "empty"
         assert!(parse_master_keys("").is_err());
     }
 
+    fn config_in(dir: &Path) -> Config {
+        validate(
+            parse_file(GOOD).unwrap(),
+            &Overrides {
+                listen: None,
+                data_dir: Some(dir.to_path_buf()),
+            },
+        )
+        .unwrap()
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_master_key_file_is_generated_private_and_a_readable_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = config_in(&data);
+        let none = BTreeMap::new();
+        let ring = load_keyring_with_env(&config, &none).unwrap();
+        let path = data.join("master.key");
+        assert!(path.is_file(), "generated on first start");
+        // The same key on the next start.
+        let again = load_keyring_with_env(&config, &none).unwrap();
+        assert_eq!(ring.current().expose(), again.current().expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(mode(&path), 0o600, "generated master.key");
+            assert_eq!(mode(&data), 0o700, "generated data directory");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = load_keyring_with_env(&config, &none).unwrap_err();
+            assert!(
+                err.contains("chmod 600") && err.contains("master.key"),
+                "{err}"
+            );
+            // An explicitly configured key file is checked the same way.
+            let mut other = config.clone();
+            let elsewhere = dir.path().join("elsewhere.key");
+            std::fs::write(
+                &elsewhere,
+                format!("1:{}\n", crate::b64::encode(&[3u8; 32])),
+            )
+            .unwrap();
+            std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o640)).unwrap();
+            other.master_key_file = Some(elsewhere);
+            let err = load_keyring_with_env(&other, &none).unwrap_err();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cpixd_master_key_in_the_environment_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = config_in(&data);
+        let env: BTreeMap<String, String> = [(
+            "CPIXD_MASTER_KEY".to_owned(),
+            crate::b64::encode(&[9u8; 32]),
+        )]
+        .into();
+        let ring = load_keyring_with_env(&config, &env).unwrap();
+        assert_eq!(ring.current().expose(), &[9u8; 32]);
+        assert_eq!(ring.current().version(), 1);
+        assert!(
+            !data.join("master.key").exists(),
+            "no key file is made when the environment has the key"
+        );
+        // Even a refused (world-readable) file is not looked at.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("master.key"), "garbage").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("master.key"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            load_keyring_with_env(&config, &env)
+                .unwrap()
+                .current()
+                .expose(),
+            &[9u8; 32]
+        );
+        let bad: BTreeMap<String, String> =
+            [("CPIXD_MASTER_KEY".to_owned(), "AAAA".to_owned())].into();
+        let err = load_keyring_with_env(&config, &bad).unwrap_err();
+        assert!(err.starts_with("CPIXD_MASTER_KEY:"), "{err}");
+    }
+
+    /// Every key path of a TOML value: `(path, is_table)`.
+    fn key_paths(v: &toml::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+        let table = match v {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(a) => {
+                a.iter().for_each(|x| key_paths(x, prefix, out));
+                return;
+            }
+            _ => return,
+        };
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let is_table = v.is_table()
+                || v.as_array()
+                    .is_some_and(|a| a.first().is_some_and(toml::Value::is_table));
+            out.push((path.clone(), is_table));
+            key_paths(v, &path, out);
+        }
+    }
+
+    #[test]
+    fn the_example_file_documents_every_key() {
+        let text = include_str!("../cpixd.example.toml");
+        // The example itself is a valid configuration.
+        validate(parse_file(text).unwrap(), &Overrides::default()).unwrap();
+        // Every field of every configuration table, with every optional
+        // value set so that it shows up.
+        let mut drm = DrmSettings::default();
+        drm.playready.la_url = Some("x".into());
+        drm.playready.lui_url = Some("x".into());
+        drm.playready.ds_id = Some("x".into());
+        drm.playready.custom_attributes = Some("x".into());
+        drm.widevine.provider = Some("x".into());
+        let full = FileConfig {
+            listen: Some("x".into()),
+            data_dir: Some("x".into()),
+            master_key_file: Some("x".into()),
+            tls: Some(TlsConfig::default()),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            tenant: vec![TenantConfig {
+                id: "x".into(),
+                api_key_sha256: vec!["x".into()],
+                basic: vec![BasicUser::default()],
+                drm,
+            }],
+            delivery: DeliveryConfig::default(),
+            gateway: Some(toml::Table::new()),
+            platforms: Some(toml::Table::new()),
+        };
+        let mut paths = Vec::new();
+        key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);
+        assert!(paths.len() > 30, "{paths:?}");
+        // A key is documented when it is written (or shown commented out)
+        // as `key = …`; a table when its `[header]` (or a sub-table's) is there.
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim().trim_start_matches('#').trim())
+            .collect();
+        let mut missing = Vec::new();
+        for (path, is_table) in &paths {
+            let leaf = path.rsplit('.').next().unwrap_or(path);
+            let documented = if *is_table {
+                lines.iter().any(|l| {
+                    *l == format!("[{path}]")
+                        || *l == format!("[[{path}]]")
+                        || l.starts_with(&format!("[{path}."))
+                }) || (path == "tenant.basic" && lines.iter().any(|l| l.starts_with("basic = [{")))
+            } else {
+                lines.iter().any(|l| {
+                    l.starts_with(&format!("{leaf} ="))
+                        || l.contains(&format!("{{ {leaf} ="))
+                        || l.contains(&format!(", {leaf} ="))
+                })
+            };
+            if !documented {
+                missing.push(path.clone());
+            }
+        }
+        assert!(missing.is_empty(), "not in cpixd.example.toml: {missing:?}");
+        // The response cache: its default and how to turn it off.
+        assert!(text.contains(&format!(
+            "response_cache_bytes = {}",
+            LimitsConfig::default().response_cache_bytes
+        )));
+        assert!(text.contains("0 disables"));
+    }
+
     #[test]
     fn embedded_default_creates_a_private_api_key_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -734,6 +939,7 @@ id = "empty"
         {
             use std::os::unix::fs::PermissionsExt;
             let p = default_api_key_path(dir.path());
+            assert_eq!(mode(&p), 0o600, "generated default-api-key");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
             let err = ensure_default_api_key(dir.path()).unwrap_err();
             assert!(err.contains("chmod 600"), "{err}");

@@ -246,6 +246,31 @@ fn unwrap_secret(
     Ok(secret)
 }
 
+/// Verifies every `pskc:ValueMAC` under `e` (a `DocumentKey` or the
+/// `MACMethod`): each must be HMAC-SHA512(MAC key, the CipherValue bytes of
+/// the `EncryptedValue` beside it), as the AWS (SPEKE) layout writes them
+/// on `DocumentKey/Data/Secret` and `MACMethod/Key`. Layouts without such
+/// MACs (DASH-IF, RFC 6030) have nothing to check here; a ValueMAC that is
+/// present but wrong, unreadable or next to no CipherValue fails.
+fn verify_wrapped_key_macs(e: &Element, mac_key: &[u8]) -> Result<(), DeliveryError> {
+    let mut macs = e
+        .elements()
+        .filter(|c| c.is(&Ns::Pskc, "ValueMAC"))
+        .peekable();
+    if macs.peek().is_some() {
+        let (_, cipher) = find_cipher(e).ok_or(DeliveryError::IntegrityCheckFailed)?;
+        for mac in macs {
+            let mac = crate::b64::decode(&mac.text()).ok_or(DeliveryError::IntegrityCheckFailed)?;
+            if !crypto::hmac_sha512_verify(mac_key, &cipher, &mac) {
+                return Err(DeliveryError::IntegrityCheckFailed);
+            }
+        }
+    }
+    e.elements()
+        .filter(|c| !c.is(&Ns::Pskc, "ValueMAC"))
+        .try_for_each(|c| verify_wrapped_key_macs(c, mac_key))
+}
+
 /// Which DeliveryData is addressed to `key`: the one whose certificate
 /// carries the key's public modulus.
 fn recipient_index(doc: &Document, key: &PrivateKey) -> Result<usize, DeliveryError> {
@@ -262,7 +287,9 @@ fn recipient_index(doc: &Document, key: &PrivateKey) -> Result<usize, DeliveryEr
 }
 
 /// Decrypts every content key of `doc` addressed to `key`. All MACs are
-/// verified before anything is decrypted; any failure rejects the whole
+/// verified before anything is decrypted: the `ValueMAC` of every encrypted
+/// content key and, when present (AWS layout), those on the recipient's
+/// wrapped document key and MAC key. Any failure rejects the whole
 /// document with [`DeliveryError::IntegrityCheckFailed`]. Keys sent in the
 /// clear are returned as they are.
 pub fn decrypt_document(
@@ -298,8 +325,13 @@ pub fn decrypt_document(
                 ))
             }
         }
-        let doc_key = unwrap_secret(key, dk, "DocumentKey", 32)?;
         let mac_key = unwrap_secret(key, mm, "MACMethod", 64)?;
+        // The AWS layout also MACs the wrapped document and MAC keys;
+        // every such ValueMAC must verify before anything else is used.
+        for e in dd.document_keys.iter().chain(std::iter::once(mm)) {
+            verify_wrapped_key_macs(e, &mac_key)?;
+        }
+        let doc_key = unwrap_secret(key, dk, "DocumentKey", 32)?;
         (doc_key, mac_key)
     } else {
         (Zeroizing::new(Vec::new()), Zeroizing::new(Vec::new()))

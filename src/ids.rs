@@ -146,6 +146,13 @@ macro_rules! uuid_type {
                 parse_hyphenated(t).map($name).ok_or_else(|| IdError::new(s))
             }
 
+            /// Parses the hyphenated form only (8-4-4-4-12 hex digits, either
+            /// case; surrounding whitespace ignored): the CPIX `KeyIdType`.
+            /// Braces and `urn:uuid:` prefixes are refused.
+            pub fn parse_hyphenated(s: &str) -> Result<Self, IdError> {
+                parse_hyphenated(s.trim()).map($name).ok_or_else(|| IdError::new(s))
+            }
+
             /// Lowercase hyphenated UUID text.
             pub fn to_uuid_string(&self) -> String {
                 self.to_string()
@@ -406,6 +413,26 @@ mod tests {
             KeyId::from_playready_base64("Tj4IDzG4PUqRfs54B25Uqg==").unwrap(),
             k
         );
+    }
+
+    #[test]
+    fn the_cpix_spelling_is_hyphenated_only() {
+        let k = KeyId::parse_uuid(K).unwrap();
+        assert_eq!(KeyId::parse_hyphenated(K).unwrap(), k);
+        assert_eq!(
+            KeyId::parse_hyphenated("0F083E4E-B831-4A3D-917E-CE78076E54AA").unwrap(),
+            k
+        );
+        assert_eq!(KeyId::parse_hyphenated(&format!(" {K}\n")).unwrap(), k);
+        for s in [
+            "{0f083e4e-b831-4a3d-917e-ce78076e54aa}",
+            "urn:uuid:0f083e4e-b831-4a3d-917e-ce78076e54aa",
+            "0f083e4eb8314a3d917ece78076e54aa",
+            "0f083e4e-b831-4a3d-917e-ce78076e54a",
+        ] {
+            let err = KeyId::parse_hyphenated(s).unwrap_err();
+            assert!(err.to_string().contains(s), "{err}");
+        }
     }
 
     #[test]

@@ -394,3 +394,296 @@ fn cpix_decrypt_command() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("integrity check"));
 }
+
+/// Mutable first child element named `local` (any namespace).
+fn child_mut<'a>(e: &'a mut cpix::xml::Element, local: &str) -> &'a mut cpix::xml::Element {
+    e.children
+        .iter_mut()
+        .find_map(|n| match n {
+            cpix::xml::Node::Element(c) if c.local == local => Some(c),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {local}"))
+}
+
+/// The bytes of the first `enc:CipherValue` under `e`.
+fn cipher_value(e: &cpix::xml::Element) -> Vec<u8> {
+    let mut found = None;
+    e.walk(&mut |c| {
+        if found.is_none() && c.is(&cpix::xml::Ns::Enc, "CipherValue") {
+            found = cpixd::b64::decode(&c.text());
+        }
+    });
+    found.expect("a CipherValue")
+}
+
+/// The text of the `pskc:ValueMAC` directly under `e`, decoded.
+fn value_mac(e: &cpix::xml::Element) -> Option<Vec<u8>> {
+    e.child(&cpix::xml::Ns::Pskc, "ValueMAC")
+        .map(|m| cpixd::b64::decode(&m.text()).expect("base64 ValueMAC"))
+}
+
+/// Flips one bit of the `pskc:ValueMAC` directly under `e`.
+fn flip_value_mac(e: &mut cpix::xml::Element) {
+    let mac = child_mut(e, "ValueMAC");
+    let mut bytes = cpixd::b64::decode(&mac.text()).unwrap();
+    bytes[7] ^= 0x10;
+    mac.set_text(cpixd::b64::encode(&bytes));
+}
+
+/// `DocumentKey/Data/Secret` of DeliveryData `i`.
+fn doc_key_secret(doc: &mut cpix::Document, i: usize) -> &mut cpix::xml::Element {
+    let dd = &mut doc.delivery_data.as_mut().unwrap().items[i];
+    child_mut(child_mut(&mut dd.document_keys[0], "Data"), "Secret")
+}
+
+/// `MACMethod/Key` of DeliveryData `i`.
+fn mac_method_key(doc: &mut cpix::Document, i: usize) -> &mut cpix::xml::Element {
+    let dd = &mut doc.delivery_data.as_mut().unwrap().items[i];
+    child_mut(dd.mac_method.as_mut().unwrap(), "Key")
+}
+
+#[test]
+fn the_macs_on_the_wrapped_document_and_mac_keys_are_emitted_right_and_verified() {
+    let [r1, r2] = pair();
+    let a = Answers::new(14);
+    let body = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der, &r2.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    let stored = a.stored();
+    let mut doc = cpix::parse(body.as_bytes()).unwrap();
+    // Emitted as AWS's reference server does: HMAC-SHA512(MAC key, the
+    // CipherValue bytes of the wrapped key beside it), for every recipient.
+    for (i, r) in [r1, r2].iter().enumerate() {
+        let private = load_private_key(r.key_pem.as_bytes(), None).unwrap();
+        let wrapped_mac_key = cipher_value(mac_method_key(&mut doc, i));
+        let mac_key = cpixd::crypto::rsa_oaep_sha1_decrypt(&private.key, &wrapped_mac_key).unwrap();
+        for container in [
+            doc_key_secret(&mut doc, i).clone(),
+            mac_method_key(&mut doc, i).clone(),
+        ] {
+            let expected = cpixd::crypto::hmac_sha512(&mac_key, &cipher_value(&container));
+            assert_eq!(
+                value_mac(&container).as_deref(),
+                Some(&expected[..]),
+                "recipient {i}: {}",
+                container.local
+            );
+        }
+    }
+    let key1 = load_private_key(r1.key_pem.as_bytes(), None).unwrap();
+    assert_eq!(decrypt(&body, &r1.key_pem), stored);
+    // A flipped MAC on either wrapped key refuses the whole document.
+    for which in ["DocumentKey", "MACMethod"] {
+        let mut bad = doc.clone();
+        match which {
+            "DocumentKey" => flip_value_mac(doc_key_secret(&mut bad, 0)),
+            _ => flip_value_mac(mac_method_key(&mut bad, 0)),
+        }
+        assert_eq!(
+            decrypt_document(&bad, &key1).unwrap_err(),
+            DeliveryError::IntegrityCheckFailed,
+            "{which}"
+        );
+        // Through the writer and reader too (what a client would receive).
+        let text = cpix::write(&bad, &Default::default());
+        assert_eq!(
+            decrypt_document(&cpix::parse(text.as_bytes()).unwrap(), &key1).unwrap_err(),
+            DeliveryError::IntegrityCheckFailed,
+            "{which} (written)"
+        );
+    }
+    // A ValueMAC that is not base64 fails as well.
+    let mut bad = doc.clone();
+    child_mut(doc_key_secret(&mut bad, 0), "ValueMAC").set_text("%%%");
+    assert_eq!(
+        decrypt_document(&bad, &key1).unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+    // They are optional (the DASH-IF layout has none): absent, nothing to check.
+    let mut without = doc.clone();
+    let no_mac = |n: &cpix::xml::Node| !matches!(n, cpix::xml::Node::Element(e) if e.is(&cpix::xml::Ns::Pskc, "ValueMAC"));
+    doc_key_secret(&mut without, 0).children.retain(no_mac);
+    mac_method_key(&mut without, 0).children.retain(no_mac);
+    let keys: BTreeMap<String, Vec<u8>> = decrypt_document(&without, &key1)
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid.to_string(), k.key.expose().to_vec()))
+        .collect();
+    assert_eq!(keys, stored);
+}
+
+#[test]
+fn a_value_mac_added_to_a_dash_if_vector_is_verified() {
+    let Some(dir) = common::shared("cpix-test-vectors") else {
+        return;
+    };
+    let doc = cpix::parse(&common::read(&dir.join("EncryptedContentKeys.xml"))).unwrap();
+    let key = load_private_key(&common::read(&dir.join("Cert1.pfx")), Some("Cert1")).unwrap();
+    let published = decrypt_document(&doc, &key).unwrap();
+    assert_eq!(published.len(), 4);
+    // The vectors carry no MAC on the wrapped keys; give the DocumentKey
+    // one made with the document's MAC key: still decrypts. A wrong one: refused.
+    let mut with_mac = doc.clone();
+    let wrapped_mac_key = cipher_value(with_mac.recipients()[0].mac_method.as_ref().unwrap());
+    let mac_key = cpixd::crypto::rsa_oaep_sha1_decrypt(&key.key, &wrapped_mac_key).unwrap();
+    let secret = doc_key_secret(&mut with_mac, 0);
+    let mac = cpixd::crypto::hmac_sha512(&mac_key, &cipher_value(secret));
+    secret.children.push(cpix::xml::Node::Element(
+        cpix::xml::Element::new(cpix::xml::Ns::Pskc, "ValueMAC")
+            .with_text(cpixd::b64::encode(&mac)),
+    ));
+    assert_eq!(decrypt_document(&with_mac, &key).unwrap(), published);
+    flip_value_mac(doc_key_secret(&mut with_mac, 0));
+    assert_eq!(
+        decrypt_document(&with_mac, &key).unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+    // A flipped content-key MAC in the four-recipient vector: refused for every recipient.
+    let mut multi = cpix::parse(&common::read(
+        &dir.join("EncryptedContentKeysWithMultipleRecipients.xml"),
+    ))
+    .unwrap();
+    multi.content_keys.as_mut().unwrap().items[2]
+        .data
+        .as_mut()
+        .unwrap()
+        .value_mac
+        .as_mut()
+        .unwrap()[63] ^= 1;
+    for n in 1..=4 {
+        let key = load_private_key(
+            &common::read(&dir.join(format!("Cert{n}.pfx"))),
+            Some(&format!("Cert{n}")),
+        )
+        .unwrap();
+        assert_eq!(
+            decrypt_document(&multi, &key).unwrap_err(),
+            DeliveryError::IntegrityCheckFailed,
+            "Cert{n}"
+        );
+    }
+}
+
+#[test]
+fn an_ec_certificate_is_refused_as_not_rsa() {
+    let ec = rcgen::generate_simple_self_signed(vec!["ec.test".into()]).unwrap();
+    assert_eq!(ec.key_pair.algorithm(), &rcgen::PKCS_ECDSA_P256_SHA256);
+    let der = ec.cert.der().to_vec();
+    let cert = parse_certificate(&der).unwrap();
+    assert!(cert.rsa.is_none());
+    let err = CertPolicy::SPEKE
+        .check(&cert, cpixd::crypto::x509::now())
+        .unwrap_err();
+    assert!(matches!(err, CertError::NotRsa(_)), "{err:?}");
+    assert!(err.to_string().contains("not RSA"), "{err}");
+    // In a request: a 4xx naming the reason and the DeliveryData, no key made.
+    let a = Answers::new(15);
+    let err = a
+        .answer(&with_recipients(&request(), &[&der]), CertPolicy::SPEKE)
+        .unwrap_err();
+    assert!((400..500).contains(&err.status(true)), "{err}");
+    assert!(err.body().contains("not RSA"), "{}", err.body());
+    assert!(err.body().contains("DeliveryData[1]"), "{}", err.body());
+    assert_eq!(a.keys.len(), 0);
+}
+
+#[test]
+fn pem_certificates_are_accepted_and_parsed_certificates_are_cached() {
+    let r = &pair()[0];
+    let der = &r.cert_der;
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        cpixd::b64::encode(der)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let from_pem = parse_certificate(pem.as_bytes()).unwrap();
+    let from_der = parse_certificate(der).unwrap();
+    assert_eq!(from_pem.der, *der);
+    assert_eq!(from_pem.fingerprint, from_der.fingerprint);
+    assert_eq!(from_pem.rsa_bits, 2048);
+    CertPolicy::SPEKE
+        .check(&from_pem, cpixd::crypto::x509::now())
+        .unwrap();
+    // Bare base64 (as inside ds:X509Certificate) too.
+    assert_eq!(
+        parse_certificate(cpixd::b64::encode(der).as_bytes())
+            .unwrap()
+            .fingerprint,
+        from_der.fingerprint
+    );
+
+    let cache = cpixd::crypto::x509::CertCache::default();
+    assert!(cache.is_empty());
+    let first = cache.get_or_parse(der).unwrap();
+    let second = cache.get_or_parse(der).unwrap();
+    assert!(Arc::ptr_eq(&first, &second), "the same parse is returned");
+    assert_eq!(cache.len(), 1);
+    let other = cache.get_or_parse(&pair()[1].cert_der).unwrap();
+    assert!(!Arc::ptr_eq(&first, &other));
+    assert_eq!(cache.len(), 2);
+    // A refused certificate is not cached.
+    assert!(cache.get_or_parse(b"not a certificate").is_err());
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn the_rfc_6030_mac_key_layout_decrypts() {
+    use cpix::xml::{Element, Node, Ns};
+    // No vector uses MACMethod/pskc:MACKey: rebuild one of our answers in
+    // that layout (the MAC key's EncryptionMethod and CipherData under
+    // pskc:MACKey, no ValueMACs on the wrapped keys).
+    let [r1, _] = pair();
+    let a = Answers::new(16);
+    let body = a
+        .answer(
+            &with_recipients(&request(), &[&r1.cert_der]),
+            CertPolicy::SPEKE,
+        )
+        .unwrap();
+    let mut doc = cpix::parse(body.as_bytes()).unwrap();
+    let dd = &mut doc.delivery_data.as_mut().unwrap().items[0];
+    let ev = dd
+        .mac_method
+        .as_ref()
+        .unwrap()
+        .child(&Ns::Cpix, "Key")
+        .unwrap()
+        .child(&Ns::Pskc, "EncryptedValue")
+        .unwrap()
+        .clone();
+    let mut mac_key = Element::new(Ns::Pskc, "MACKey");
+    mac_key.children = ev.children;
+    let mm = dd.mac_method.as_mut().unwrap();
+    mm.children = vec![Node::Element(mac_key)];
+    child_mut(child_mut(&mut dd.document_keys[0], "Data"), "Secret")
+        .children
+        .retain(|n| !matches!(n, Node::Element(e) if e.is(&Ns::Pskc, "ValueMAC")));
+    let text = cpix::write(&doc, &Default::default());
+    assert!(
+        text.contains("MACKey>") && !text.contains("<cpix:Key>"),
+        "{text}"
+    );
+    assert_eq!(decrypt(&text, &r1.key_pem), a.stored());
+    // And its content-key MACs are still enforced.
+    let mut bad = cpix::parse(text.as_bytes()).unwrap();
+    bad.content_keys.as_mut().unwrap().items[0]
+        .data
+        .as_mut()
+        .unwrap()
+        .value_mac
+        .as_mut()
+        .unwrap()[0] ^= 1;
+    let key = load_private_key(r1.key_pem.as_bytes(), None).unwrap();
+    assert_eq!(
+        decrypt_document(&bad, &key).unwrap_err(),
+        DeliveryError::IntegrityCheckFailed
+    );
+}

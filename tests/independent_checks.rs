@@ -169,4 +169,49 @@ fn an_encrypted_response_decrypts_with_pythons_cryptography() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ValueMAC does not verify"));
+    // Nor to the MAC on the wrapped document key (AWS layout).
+    let mut bad = doc.clone();
+    let secret = ["Data", "Secret", "ValueMAC"].iter().fold(
+        &mut bad.delivery_data.as_mut().unwrap().items[0].document_keys[0],
+        |e, name| {
+            e.children
+                .iter_mut()
+                .find_map(|n| match n {
+                    cpixd::cpix::xml::Node::Element(c) if c.local == *name => Some(c),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no {name}"))
+        },
+    );
+    let mut mac = cpixd::b64::decode(&secret.text()).unwrap();
+    mac[0] ^= 1;
+    secret.set_text(cpixd::b64::encode(&mac));
+    std::fs::write(&resp, cpixd::cpix::write(&bad, &Default::default())).unwrap();
+    let out = Command::new(&py)
+        .arg(common::root().join("tests/py/decrypt_check.py"))
+        .args([&resp, &key, &expect])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DocumentKey: ValueMAC does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn ci_makes_the_python_checks_mandatory() {
+    // `.ci/run` exports CI=true before running the tests, so `python()`
+    // above fails instead of skipping when the venv is missing.
+    let ci = String::from_utf8(common::read(&common::root().join(".ci/run"))).unwrap();
+    let export = ci
+        .lines()
+        .position(|l| l.trim() == "export CI=true")
+        .expect("export CI=true in .ci/run");
+    let tests = ci
+        .lines()
+        .position(|l| l.trim() == "scripts/test")
+        .expect("scripts/test in .ci/run");
+    assert!(export < tests, "CI=true is exported after the tests run");
 }

@@ -5,88 +5,18 @@
 
 mod common;
 
+use common::child::{self, signal, Server};
 use common::http::{send, try_send};
 use common::server::{config_toml, ACME_KEY};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-/// Starts `cpixd serve` and waits for its "listening on" line.
+/// Starts `cpixd serve` (logging at debug) and waits until it listens.
 fn start(dir: &Path, config: Option<&Path>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpixd"));
-    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .current_dir(dir)
-        .env("CPIXD_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn cpixd");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on http://") {
-                let rest = &line[i + "listening on ".len()..];
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-    Server { child, base, log }
-}
-
-impl Server {
-    fn sigterm(mut self) -> String {
-        unsafe_free_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let log = self.log.lock().unwrap().clone();
-        log
-    }
-
-    fn sigkill(mut self) {
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends a signal with the `kill` command (no unsafe code in the tests).
-fn unsafe_free_kill(pid: u32, signal: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    child::start(dir, config, &[])
 }
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
@@ -267,7 +197,11 @@ async fn embedded_default_and_logs_never_carry_keys() {
     let r = send(
         "POST",
         &format!("{}/kms/v1/speke2", server.base),
-        &[("x-api-key", &api_key), ("content-type", "application/xml")],
+        &[
+            ("x-api-key", &api_key),
+            ("x-tenant-id", "default"),
+            ("content-type", "application/xml"),
+        ],
         b"<cpix:CPIX xmlns:cpix=\"urn:dashif:org:cpix\"/>".to_vec(),
     )
     .await;
@@ -300,4 +234,64 @@ async fn embedded_default_and_logs_never_carry_keys() {
     let server = start(dir.path(), None);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), api_key);
     server.sigterm();
+}
+
+#[test]
+fn sigterm_finishes_a_request_in_flight_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut server = start(dir.path(), Some(&config));
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = request(900_001);
+    let (head, tail) = body.as_bytes().split_at(body.len() / 2);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /kms/v1/speke2 HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {ACME_KEY}\r\nX-Tenant-Id: acme\r\nX-Speke-Version: 2.0\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(head).unwrap();
+    conn.flush().unwrap();
+    // The server has the headers and half the body when the signal comes.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(server.child.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.still_running(), "exited with a request in flight");
+    // It no longer accepts connections.
+    let refused =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2));
+    assert!(refused.is_err(), "still accepting after SIGTERM");
+    // The rest of the body: the request is answered in full.
+    conn.write_all(tail).unwrap();
+    conn.flush().unwrap();
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let xml = &text[text.find("<?xml").expect("a CPIX body")..];
+    let doc = cpixd::cpix::parse(xml.as_bytes()).unwrap();
+    assert_eq!(doc.keys().len(), 2);
+    assert!(doc.keys().iter().all(|k| k.plain_value().is_some()));
+    // Then the server exits 0 with the store flushed, and the keys are on disk.
+    let log = server.wait_for_clean_exit();
+    assert!(log.contains("key store flushed"), "{log}");
+    let stored = stored_kids(dir.path(), &config);
+    assert!(stored.contains(&kid(900_001, 1)) && stored.contains(&kid(900_001, 2)));
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_is_a_clean_stop() {
+    // The signal handlers are in place before the server says it listens:
+    // a SIGTERM at once is a graceful stop (exit 0), never the default
+    // action of the signal.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    for _ in 0..5 {
+        let log = start(dir.path(), Some(&config)).sigterm();
+        assert!(log.contains("key store flushed"), "{log}");
+    }
 }

@@ -146,6 +146,7 @@ fn content_key() -> impl Strategy<Value = ContentKey> {
     )
         .prop_map(|(kid, attributes, leading, data, trailing)| ContentKey {
             kid,
+            kid_text: None,
             attributes,
             leading,
             // Without Data, trailing elements read back as leading ones.

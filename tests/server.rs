@@ -77,6 +77,37 @@ async fn every_endpoint_answers() {
         "{described}"
     );
 
+    // SPEKE 2.1 (CPIX 2.4): the version header is echoed as sent, and the
+    // period start/end of the request come back.
+    let v21 = fixture("v2.1-video2-audio1-widevine-fairplay-live.xml");
+    let r = post(
+        &s,
+        "/kms/v1/speke2",
+        &[("x-speke-version", "2.1")],
+        v21.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-speke-version").as_deref(), Some("2.1"));
+    assert!(r.header("x-speke-user-agent").is_some());
+    let doc = cpix::parse(&r.body).unwrap();
+    assert_eq!(doc.version(), Some("2.4"));
+    assert!(common::check::problems(&doc, true).is_empty());
+    assert_eq!(
+        doc.period_items(),
+        cpix::parse(&v21).unwrap().period_items(),
+        "periods echoed"
+    );
+    let r = post(
+        &s,
+        "/kms/v1/copyProtection",
+        &[("x-speke-version", "2.1")],
+        v21,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-speke-version").as_deref(), Some("2.1"));
+
     // copyProtection follows the header; cpix follows the document.
     let r = post(
         &s,
@@ -197,6 +228,7 @@ async fn the_auth_matrix_and_tenant_isolation() {
     let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
         (vec![xml], 401),
         (vec![xml, ("x-tenant-id", "acme")], 401),
+        (vec![xml, ("x-api-key", ACME_KEY)], 401),
         (
             vec![xml, ("x-api-key", "wrong"), ("x-tenant-id", "acme")],
             401,
@@ -218,6 +250,10 @@ async fn the_auth_matrix_and_tenant_isolation() {
             assert_eq!(j["status"], *want);
         }
     }
+    // The API key without the tenant header: 401 naming the missing header.
+    let r = send("POST", &url, &[xml, ("x-api-key", ACME_KEY)], fixture(V2)).await;
+    assert!(r.text().contains("X-Tenant-Id"), "{}", r.text());
+    assert!(r.header("www-authenticate").is_some());
     let basic = format!(
         "Basic {}",
         cpixd::b64::encode(format!("{}:{}", ACME_USER.0, ACME_USER.1).as_bytes())
@@ -468,6 +504,7 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
     let r = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains("PlainValue"));
+    let first = r.body.clone();
     let doc = cpix::parse(&r.body).unwrap();
     let key = doc.recipients()[0]
         .mac_method
@@ -486,7 +523,8 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
     assert!(r.text().contains("at least 3072"), "{}", r.text());
     // Encrypted answers are never served from the response cache.
     let again = post(&s, "/kms/v1/speke2", &[], body.clone().into_bytes()).await;
-    assert_ne!(again.body, r.body);
+    assert_eq!(again.status, 200);
+    assert_ne!(again.body, first);
     let d1 = cpixd::delivery::decrypt_document(
         &doc,
         &cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap(),
@@ -518,5 +556,26 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
         "DASH-IF layout on CPIX"
     );
     assert!(key.child(&Ns::Pskc, "EncryptedValue").is_none());
+    // It decrypts with the recipient's private key to exactly the keys the
+    // store issued for those KIDs.
+    assert!(!r.text().contains("PlainValue"));
+    let private =
+        cpixd::crypto::x509::load_private_key(recipient.key_pem.as_bytes(), None).unwrap();
+    let decrypted = cpixd::delivery::decrypt_document(&doc, &private).unwrap();
+    assert_eq!(decrypted.len(), doc.keys().len());
+    assert!(!decrypted.is_empty());
+    for k in &decrypted {
+        let stored = s
+            .state
+            .store
+            .get("acme", k.kid)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} not stored", k.kid));
+        assert_eq!(k.key.expose(), &stored.key.expose()[..], "{}", k.kid);
+    }
+    assert_eq!(
+        s.state.store.list("acme", None).unwrap().len(),
+        decrypted.len()
+    );
     s.stop().await;
 }

@@ -307,6 +307,36 @@ fn each_v2_error_string_is_exact() {
     );
 }
 
+/// The ten SPEKE 2 error strings of AWS's table (two end with a value).
+const AWS_STRINGS: [&str; 10] = [
+    "Missing CPIX@contentId",
+    "Missing CPIX@version",
+    "Unsupported CPIX@version",
+    "Missing ContentKey@commonEncryptionScheme for KID ",
+    "Non compliant ContentKey@commonEncryptionScheme combination",
+    "ContentKey@commonEncryptionScheme non compatible with DRMSystem ",
+    "Unsupported SPEKE version",
+    "Malformed encryption contract",
+    "Requested CPIX encryption contract not supported",
+    "Missing CPIX encryption contract",
+];
+
+#[test]
+fn the_readme_says_which_refusals_carry_the_aws_strings() {
+    let readme = String::from_utf8(common::read(&common::root().join("README.md"))).unwrap();
+    let start = readme.find("### Refusals").expect("a Refusals section");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n#").map_or(section.len(), |i| i + 4)];
+    for s in AWS_STRINGS {
+        assert!(
+            section.contains(&format!("`{}", s.trim_end())),
+            "{s:?} not in the README's Refusals table"
+        );
+    }
+    assert!(section.contains("cpixd's own message"));
+    assert!(!readme.contains("Every SPEKE 2 refusal carries the exact AWS message"));
+}
+
 #[test]
 fn structural_negatives_are_refused() {
     use SpekeVersion::{V1_0, V2_0};
@@ -319,6 +349,19 @@ fn structural_negatives_are_refused() {
         let a = s.find(start).unwrap();
         let b = s[a..].find(end).unwrap() + a + end.len();
         format!("{}{}", &s[..a], &s[b..])
+    };
+    // A list kept but with every child removed (`<L>…</L>` → `<L></L>`).
+    let empty = |s: &str, list: &str| -> String {
+        let (open, close) = (format!("<cpix:{list}>"), format!("</cpix:{list}>"));
+        let a = s.find(&open).unwrap() + open.len();
+        let b = s.find(&close).unwrap();
+        format!("{}{}", &s[..a], &s[b..])
+    };
+    let self_closing = |s: &str, list: &str| -> String {
+        let (open, close) = (format!("<cpix:{list}>"), format!("</cpix:{list}>"));
+        let a = s.find(&open).unwrap();
+        let b = s.find(&close).unwrap() + close.len();
+        format!("{}<cpix:{list}/>{}", &s[..a], &s[b..])
     };
     let malformed = "Malformed encryption contract";
     let cases: Vec<(&str, String, SpekeVersion, Option<&str>)> = vec![
@@ -400,6 +443,73 @@ fn structural_negatives_are_refused() {
             Some(malformed),
         ),
         (
+            "ContentKeyList emptied",
+            empty(&base, "ContentKeyList"),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyList emptied (self-closing)",
+            self_closing(&base, "ContentKeyList"),
+            V2_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied",
+            empty(&base, "DRMSystemList"),
+            V2_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied (self-closing)",
+            self_closing(&base, "DRMSystemList"),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyUsageRuleList emptied",
+            empty(&base, "ContentKeyUsageRuleList"),
+            V2_0,
+            Some("Missing CPIX encryption contract"),
+        ),
+        (
+            "ContentKeyUsageRuleList emptied (self-closing)",
+            self_closing(&base, "ContentKeyUsageRuleList"),
+            V2_0,
+            Some("Missing CPIX encryption contract"),
+        ),
+        (
+            "all three lists emptied",
+            empty(
+                &empty(&empty(&base, "ContentKeyList"), "DRMSystemList"),
+                "ContentKeyUsageRuleList",
+            ),
+            V2_0,
+            None,
+        ),
+        (
+            "ContentKeyList emptied (SPEKE 1.0)",
+            empty(&own("v1-widevine-vod.xml"), "ContentKeyList"),
+            V1_0,
+            None,
+        ),
+        (
+            "DRMSystemList emptied (SPEKE 1.0)",
+            empty(&own("v1-widevine-vod.xml"), "DRMSystemList"),
+            V1_0,
+            None,
+        ),
+        (
+            "usage rule names a KID not in the ContentKeyList",
+            base.replacen(
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{kid2}""#),
+                r#"<cpix:ContentKeyUsageRule kid="00000000-0000-4000-8000-000000000002""#,
+                1,
+            ),
+            V2_0,
+            Some(malformed),
+        ),
+        (
             "DRMSystem names an unknown KID",
             base.replacen(
                 &format!(r#"<cpix:DRMSystem kid="{kid}""#),
@@ -423,6 +533,40 @@ fn structural_negatives_are_refused() {
             "non-UUID kid",
             base.replacen(&kid, "not-a-uuid", 1),
             V2_0,
+            None,
+        ),
+        (
+            "kid in braces (not the CPIX KeyIdType)",
+            base.replace(&kid, &format!("{{{kid}}}")),
+            V2_0,
+            None,
+        ),
+        (
+            "kid with a urn:uuid: prefix",
+            base.replace(&kid, &format!("urn:uuid:{kid}")),
+            V2_0,
+            None,
+        ),
+        (
+            "usage rule kid in braces",
+            base.replacen(
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{kid2}""#),
+                &format!(r#"<cpix:ContentKeyUsageRule kid="{{{kid2}}}""#),
+                1,
+            ),
+            V2_0,
+            Some(malformed),
+        ),
+        (
+            "kid in braces (SPEKE 1.0)",
+            {
+                let v1 = own("v1-widevine-vod.xml");
+                let k = cpix::parse(v1.as_bytes()).unwrap().keys()[0]
+                    .kid
+                    .to_string();
+                v1.replace(&k, &format!("{{{k}}}"))
+            },
+            V1_0,
             None,
         ),
         (
@@ -460,8 +604,15 @@ fn structural_negatives_are_refused() {
         let status = err.status(version.is_v2());
         assert!((400..500).contains(&status), "{what}: {status} {err}");
         assert_eq!(out.keys_created, 0, "{what}: keys created");
-        if let Some(exact) = exact {
-            assert_eq!(err.body(), *exact, "{what}: {:?}", err.detail());
+        match exact {
+            Some(exact) => assert_eq!(err.body(), *exact, "{what}: {:?}", err.detail()),
+            // Outside AWS's error table: cpixd's own text, never one of the
+            // ten AWS strings (the README says which is which).
+            None => assert!(
+                !AWS_STRINGS.iter().any(|a| err.body().starts_with(a)),
+                "{what}: {}",
+                err.body()
+            ),
         }
         assert!(!err.body().is_empty());
     }
@@ -513,6 +664,54 @@ fn accepted_oddities() {
         d.uri_ext_x_key.is_none() && d.extensions.is_empty(),
         "irrelevant placeholders dropped"
     );
+}
+
+#[test]
+fn kids_come_back_spelled_as_the_request_wrote_them() {
+    use SpekeVersion::{V1_0, V2_0};
+    // Checklist item 36: each ContentKey keeps its kid. A KID written in
+    // upper case comes back in upper case, on the ContentKey, its
+    // DRMSystems and (echoed verbatim anyway) its usage rule, so the
+    // response stays consistent for a client that compares strings.
+    let base = own(V2_BASE);
+    let doc = cpix::parse(base.as_bytes()).unwrap();
+    let lower = doc.keys()[0].kid.to_string();
+    let upper = lower.to_uppercase();
+    let shouting = base.replace(&lower, &upper);
+    let answer = run(shouting.as_bytes(), V2_0).result.unwrap();
+    let plain = run(base.as_bytes(), V2_0).result.unwrap();
+    assert!(
+        !answer.contains(&lower),
+        "the lowercase spelling appears in the answer"
+    );
+    assert_eq!(
+        answer.matches(&format!(r#"kid="{upper}""#)).count(),
+        base.matches(&format!(r#"kid="{lower}""#)).count(),
+        "every kid attribute keeps the request's spelling"
+    );
+    // Same keys and signalling: only the spelling differs.
+    assert_eq!(answer.replace(&upper, &lower), plain);
+    let parsed = cpix::parse(answer.as_bytes()).unwrap();
+    assert!(check::problems(&parsed, true).is_empty());
+    // Mixed: each attribute keeps its own spelling.
+    let mixed = base.replacen(
+        &format!(r#"<cpix:ContentKey kid="{lower}""#),
+        &format!(r#"<cpix:ContentKey kid="{upper}""#),
+        1,
+    );
+    let answer = run(mixed.as_bytes(), V2_0).result.unwrap();
+    assert!(answer.contains(&format!(r#"<cpix:ContentKey kid="{upper}""#)));
+    assert!(answer.contains(&format!(r#"<cpix:DRMSystem kid="{lower}""#)));
+    // SPEKE 1.0 too.
+    let v1 = own("v1-widevine-vod.xml");
+    let k = cpix::parse(v1.as_bytes()).unwrap().keys()[0]
+        .kid
+        .to_string();
+    let answer = run(v1.replace(&k, &k.to_uppercase()).as_bytes(), V1_0)
+        .result
+        .unwrap();
+    assert!(answer.contains(&format!(r#"kid="{}""#, k.to_uppercase())));
+    assert!(!answer.contains(&format!(r#"kid="{k}""#)));
 }
 
 #[test]

@@ -163,6 +163,9 @@ pub struct KeyData {
 pub struct ContentKey {
     /// `@kid`.
     pub kid: KeyId,
+    /// `@kid` as the source wrote it, when that is not the lowercase form
+    /// (e.g. upper case); written back as long as it still names `kid`.
+    pub kid_text: Option<String>,
     /// All attributes except `kid`, in source order (`explicitIV`,
     /// `commonEncryptionScheme`, `id`, `dependsOnKey`, `Algorithm`, …).
     pub attributes: Vec<Attribute>,
@@ -180,6 +183,7 @@ impl ContentKey {
     pub fn new(kid: KeyId) -> Self {
         ContentKey {
             kid,
+            kid_text: None,
             attributes: Vec::new(),
             leading: Vec::new(),
             data: None,
@@ -247,6 +251,9 @@ impl Signal {
 pub struct DrmSystem {
     /// `@kid`.
     pub kid: KeyId,
+    /// `@kid` as the source wrote it, when that is not the lowercase form;
+    /// written back as long as it still names `kid`.
+    pub kid_text: Option<String>,
     /// `@systemId`.
     pub system_id: SystemId,
     /// Other attributes (`id`, `name`, `updateVersion`, …) in source order.
@@ -272,6 +279,7 @@ impl DrmSystem {
     pub fn new(kid: KeyId, system_id: SystemId) -> Self {
         DrmSystem {
             kid,
+            kid_text: None,
             system_id,
             attributes: Vec::new(),
             pssh: None,

@@ -60,6 +60,27 @@ fn required_uuid<T>(
     })
 }
 
+/// A required `@kid` (hyphenated UUID) and, when it is not written in the
+/// lowercase form, its spelling, so that the response can echo it.
+fn required_kid(
+    attrs: &mut Vec<Attribute>,
+    path: &dyn Display,
+) -> Result<(KeyId, Option<String>), CpixError> {
+    let v = take_attr(attrs, "kid").ok_or_else(|| CpixError::MissingAttribute {
+        element: path.to_string(),
+        attribute: "kid",
+    })?;
+    let kid = KeyId::parse_hyphenated(&v).map_err(|_| CpixError::InvalidAttribute {
+        element: path.to_string(),
+        attribute: "kid".to_owned(),
+        value: truncate(&v),
+        reason: "not a UUID".to_owned(),
+    })?;
+    let t = v.trim();
+    let spelling = (t != kid.uuid_text().as_str()).then(|| t.to_owned());
+    Ok((kid, spelling))
+}
+
 fn no_child_elements(e: &Element, path: &dyn Display) -> Result<(), CpixError> {
     if e.elements().next().is_some() {
         return Err(CpixError::InvalidContent {
@@ -208,9 +229,10 @@ fn read_content_key(e: Element, path: &dyn Display) -> Result<ContentKey, CpixEr
         children,
         ..
     } = e;
-    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_uuid)?;
+    let (kid, kid_text) = required_kid(&mut attributes, path)?;
     let mut key = ContentKey {
         kid,
+        kid_text,
         attributes,
         leading: Vec::new(),
         data: None,
@@ -237,9 +259,10 @@ fn read_drm_system(e: Element, path: &dyn Display) -> Result<DrmSystem, CpixErro
         children,
         ..
     } = e;
-    let kid = required_uuid(&mut attributes, "kid", path, KeyId::parse_uuid)?;
+    let (kid, kid_text) = required_kid(&mut attributes, path)?;
     let system_id = required_uuid(&mut attributes, "systemId", path, SystemId::parse_uuid)?;
     let mut d = DrmSystem::new(kid, system_id);
+    d.kid_text = kid_text;
     d.attributes = attributes;
     for c in take_elements(children) {
         if c.ns != Ns::Cpix {

@@ -341,7 +341,7 @@ impl UsageRule {
             element: path.to_string(),
             attribute: "kid",
         })?;
-        let kid = KeyId::parse_uuid(kid_text)
+        let kid = KeyId::parse_hyphenated(kid_text)
             .map_err(|_| invalid(path, "kid", kid_text, "not a UUID"))?;
         let filters = e
             .elements()

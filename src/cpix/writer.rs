@@ -5,6 +5,7 @@
 use super::model::*;
 use super::xml::{escape_attr_into, escape_text_into, Attribute, Element, Node, Ns};
 use crate::b64;
+use crate::ids::KeyId;
 
 /// How to lay out the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +165,15 @@ impl Out<'_> {
         self.s.push('"');
     }
 
+    /// `kid="…"`: the source spelling while it still names `kid` (SPEKE
+    /// wants the KID back as the request wrote it), else the lowercase form.
+    fn kid(&mut self, kid: &KeyId, spelling: Option<&str>) {
+        match spelling.filter(|t| KeyId::parse_hyphenated(t).ok() == Some(*kid)) {
+            Some(t) => self.attr(&Ns::None, "kid", t),
+            None => self.attr(&Ns::None, "kid", kid.uuid_text().as_str()),
+        }
+    }
+
     fn attrs(&mut self, attrs: &[Attribute]) {
         for a in attrs {
             self.attr(&a.ns, &a.local, &a.value);
@@ -296,7 +306,7 @@ impl Out<'_> {
 
     fn content_key(&mut self, k: &ContentKey) {
         self.open(&Ns::Cpix, "ContentKey");
-        self.attr(&Ns::None, "kid", k.kid.uuid_text().as_str());
+        self.kid(&k.kid, k.kid_text.as_deref());
         self.attrs(&k.attributes);
         if k.leading.is_empty() && k.data.is_none() && k.trailing.is_empty() {
             self.s.push_str("/>");
@@ -317,7 +327,7 @@ impl Out<'_> {
 
     fn drm_system(&mut self, d: &DrmSystem) {
         self.open(&Ns::Cpix, "DRMSystem");
-        self.attr(&Ns::None, "kid", d.kid.uuid_text().as_str());
+        self.kid(&d.kid, d.kid_text.as_deref());
         self.attr(&Ns::None, "systemId", d.system_id.uuid_text().as_str());
         self.attrs(&d.attributes);
         let empty = d.pssh.is_none()

@@ -143,6 +143,7 @@ pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate, CertError> {
 
 /// Which recipient certificates an endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, deny_unknown_fields)]
 pub struct CertPolicy {
     /// Smallest RSA modulus accepted, in bits.

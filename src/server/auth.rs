@@ -1,7 +1,8 @@
 //! Authentication of every API call: `X-Api-Key` + `X-Tenant-Id` (as the
 //! Cloud Video Kit API does) or HTTP Basic. Stored credentials are SHA-256
-//! hashes, compared in constant time against every tenant. 401 without or
-//! with wrong credentials; 403 when valid credentials name another tenant.
+//! hashes, compared in constant time against every tenant (Basic user names
+//! too). 401 without or with wrong credentials, and for an `X-Api-Key`
+//! without `X-Tenant-Id`; 403 when valid credentials name another tenant.
 
 use super::error::ApiError;
 use crate::config::Tenant;
@@ -47,8 +48,15 @@ fn find<'a, T>(
 pub fn authenticate(tenants: &[Arc<Tenant>], headers: &HeaderMap) -> Result<Principal, ApiError> {
     let named = headers
         .get(TENANT_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_owned());
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_owned())
+        .filter(|t| !t.is_empty());
     let (tenant, requester) = if let Some(key) = headers.get(API_KEY_HEADER) {
+        // An API key is only half of the credentials: the tenant must be named.
+        if named.is_none() {
+            return Err(unauthorized(
+                "missing X-Tenant-Id header: X-Api-Key must be sent with X-Tenant-Id",
+            ));
+        }
         let digest = sha256(key.as_bytes());
         let owner = find(
             tenants
@@ -67,7 +75,8 @@ pub fn authenticate(tenants: &[Arc<Tenant>], headers: &HeaderMap) -> Result<Prin
             tenants
                 .iter()
                 .flat_map(|t| t.basic.iter().map(move |b| (t, b))),
-            |(u, h)| u == &user && ct_eq(&h[..], &digest),
+            // Both compared in constant time, and both always compared.
+            |(u, h)| ct_eq(u.as_bytes(), user.as_bytes()) & ct_eq(&h[..], &digest),
         )
         .ok_or_else(|| unauthorized("invalid user or password"))?;
         (owner.clone(), format!("basic:{user}"))
@@ -159,7 +168,18 @@ mod tests {
             status(&[("x-api-key", "key-b"), ("x-tenant-id", "a")]),
             Err(403)
         );
-        assert_eq!(status(&[("x-api-key", "key-a")]), Ok("a".into()));
+        // The API key alone is not enough: the tenant must be named.
+        assert_eq!(status(&[("x-api-key", "key-a")]), Err(401));
+        assert_eq!(
+            status(&[("x-api-key", "key-a"), ("x-tenant-id", " ")]),
+            Err(401)
+        );
+        let err = authenticate(&t, &headers(&[("x-api-key", "key-a")])).unwrap_err();
+        assert!(err.message.contains("X-Tenant-Id"), "{}", err.message);
+        assert_eq!(
+            status(&[("x-api-key", "key-a"), ("x-tenant-id", "a")]),
+            Ok("a".into())
+        );
         let basic = format!("Basic {}", crate::b64::encode(b"alice:pw-a"));
         assert_eq!(status(&[("authorization", &basic)]), Ok("a".into()));
         assert_eq!(
@@ -168,6 +188,14 @@ mod tests {
         );
         let wrong = format!("Basic {}", crate::b64::encode(b"alice:nope"));
         assert_eq!(status(&[("authorization", &wrong)]), Err(401));
+        // The user name must match exactly, not a prefix or another case.
+        for user in ["alic", "alicee", "Alice", ""] {
+            let other = format!(
+                "Basic {}",
+                crate::b64::encode(format!("{user}:pw-a").as_bytes())
+            );
+            assert_eq!(status(&[("authorization", &other)]), Err(401), "{user:?}");
+        }
         assert_eq!(status(&[("authorization", "Bearer xyz")]), Err(401));
     }
 }

@@ -247,25 +247,36 @@ pub async fn serve(
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// right after the call is not lost (nor does it kill the process before
+/// the graceful shutdown starts).
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                    one.recv().await;
+                }
+                (Err(_), Err(_)) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -286,6 +297,8 @@ pub async fn run(config: Config, gateway: Gateway) -> Result<(), String> {
         Some(t) => Some(Arc::new(tls_config(&t.cert_file, &t.key_file)?)),
         None => None,
     };
+    // Before the "listening" line: from then on a SIGTERM is a graceful stop.
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -312,7 +325,7 @@ pub async fn run(config: Config, gateway: Gateway) -> Result<(), String> {
         );
     }
     let state = Arc::new(AppState::new(config, store.clone(), Arc::new(gateway)));
-    serve(listener, router(state), tls, shutdown_signal(), drain).await;
+    serve(listener, router(state), tls, shutdown, drain).await;
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.shutdown())
         .await

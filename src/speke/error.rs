@@ -102,3 +102,37 @@ impl SpekeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_are_5xx_with_a_generic_body() {
+        let err = SpekeError::Keys(KeySourceError::Unavailable(
+            "/secret/path/keys.redb: Input/output error".into(),
+        ));
+        for v2 in [true, false] {
+            assert_eq!(err.status(v2), 503, "v2 = {v2}");
+        }
+        assert!(err.is_server_error());
+        assert_eq!(err.body(), "internal error");
+        assert!(!err.body().contains("/secret"));
+        // The detail (logs only) keeps the cause.
+        assert!(err.detail().unwrap().contains("/secret/path"));
+        let drm = SpekeError::Drm(DrmError::InvalidSetting {
+            setting: "playready.la_url",
+            reason: "empty in /etc/cpixd/cpixd.toml".into(),
+        });
+        assert_eq!(drm.status(true), 500);
+        assert_eq!(drm.body(), "internal error");
+        let conflict = SpekeError::Keys(KeySourceError::Conflict {
+            kid: KeyId::from_bytes([1; 16]),
+            existing: "a".into(),
+            requested: "b".into(),
+        });
+        assert_eq!(conflict.status(true), 409);
+        assert!(!conflict.is_server_error());
+        assert!(conflict.body().contains("\"a\"") && conflict.body().contains("\"b\""));
+    }
+}

@@ -89,8 +89,13 @@ impl Server {
     }
 
     /// SIGTERM; waits for a clean exit and returns the whole log.
-    pub fn sigterm(mut self) -> String {
+    pub fn sigterm(self) -> String {
         signal(self.child.id(), "TERM");
+        self.wait_for_clean_exit()
+    }
+
+    /// Waits (bounded) for the process to exit with status 0; its log.
+    pub fn wait_for_clean_exit(mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -108,5 +113,10 @@ impl Server {
     pub fn sigkill(mut self) {
         self.child.kill().unwrap();
         let _ = self.child.wait();
+    }
+
+    /// True while the process has not exited.
+    pub fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 }

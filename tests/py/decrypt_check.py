@@ -2,7 +2,8 @@
 """Independent check of an encrypted CPIX response, with the `cryptography`
 package only (no cpixd code): decrypts the document and MAC keys addressed
 to a private key (RSA-OAEP, SHA-1, MGF1-SHA-1), verifies every content key's
-ValueMAC (HMAC-SHA512 over the CipherValue) before decrypting anything, then
+ValueMAC (HMAC-SHA512 over the CipherValue), and the ValueMACs on the wrapped
+document and MAC keys when present, before decrypting anything, then
 decrypts each key (IV || AES-256-CBC, PKCS#7) and compares it with the
 expected keys.
 
@@ -56,6 +57,16 @@ def main(response, key_path, expected_path):
     mac_key = key.decrypt(b64(mine.find("cpix:MACMethod//enc:CipherValue", NS).text), OAEP)
     if len(doc_key) != 32 or len(mac_key) != 64:
         failures.append(f"document key {len(doc_key)} B, MAC key {len(mac_key)} B")
+    # The AWS layout also MACs the wrapped keys: HMAC-SHA512 over the
+    # CipherValue of the EncryptedValue beside each ValueMAC.
+    for where, path in (("DocumentKey", "cpix:DocumentKey/cpix:Data/pskc:Secret"), ("MACMethod", "cpix:MACMethod/cpix:Key")):
+        container = mine.find(path, NS)
+        vm = None if container is None else container.find("pskc:ValueMAC", NS)
+        if vm is None:
+            continue
+        wrapped = b64(container.find("pskc:EncryptedValue/enc:CipherData/enc:CipherValue", NS).text)
+        if not hmac.compare_digest(hmac.new(mac_key, wrapped, hashlib.sha512).digest(), b64(vm.text)):
+            failures.append(f"{where}: ValueMAC does not verify")
     keys = root.findall("cpix:ContentKeyList/cpix:ContentKey", NS)
     ciphers = {}
     for ck in keys:
