@@ -214,6 +214,8 @@ base_url = "{five}"
         ("GET", "/proxy/apivideo/videos", 200),
         ("GET", "/proxy/pixop/videos/v1/projects", 200),
         ("GET", "/proxy/5centscdn/streams", 200),
+        // Refused calls: their paths (here an upload token) stay out of the log.
+        ("GET", "/proxy/apivideo/upload-tokens/ut-secret-0007", 404),
     ];
     for (method, path, want) in calls {
         let r = send(method, &format!("{b}{path}"), &auth(), b"{}".to_vec()).await;
@@ -245,6 +247,7 @@ base_url = "{five}"
         "px-secret-0004",
         "fc-secret-0005",
         "ut-secret-0006",
+        "ut-secret-0007",
         ACME_KEY,
         &basic("ops@example.com", "px-secret-0004"),
     ]
