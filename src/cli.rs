@@ -301,12 +301,19 @@ pub fn pssh_decode(text: &str) -> Result<i32, CliError> {
 /// Exit code of `config check` for an invalid file (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
-fn init_logging(log: &crate::config::LogConfig) {
+/// Logs to standard error from a writer thread, so that a request never
+/// waits on the write; nothing is dropped (callers wait if it falls 128k
+/// lines behind). The guard flushes when `serve` returns.
+fn init_logging(log: &crate::config::LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("cpixd-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = if log.format == "json" {
@@ -314,6 +321,7 @@ fn init_logging(log: &crate::config::LogConfig) {
     } else {
         builder.try_init()
     };
+    guard
 }
 
 /// Runs `cpixd serve`.
@@ -340,7 +348,7 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
             return Ok(EXIT_CONFIG);
         }
     };
-    init_logging(&config.log);
+    let _log_guard = init_logging(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cpixd")

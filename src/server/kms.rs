@@ -293,7 +293,7 @@ async fn speke_request(
     if let Some(hit) = state.responses.get(&cache_key) {
         return Outcome {
             status: StatusCode::OK,
-            response: xml_ok(hit.body.to_vec(), hit.v2, Some(&hit.version)),
+            response: xml_ok(hit.body_bytes(), hit.v2, Some(&hit.version)),
             keys: hit.keys,
             content_id: Some(hit.content_id),
             detail: None,
@@ -311,19 +311,21 @@ async fn speke_request(
     let cacheable = req.doc.recipients().is_empty();
     match issue(state, ep, who, req).await {
         Ok((xml, keys, content_id)) => {
-            if cacheable {
-                state.responses.put(
-                    cache_key,
-                    Cached {
-                        body: Arc::new(Zeroizing::new(xml.as_bytes().to_vec())),
-                        keys,
-                        content_id: content_id.clone(),
-                        v2,
-                        version: echo.clone(),
-                    },
-                );
-            }
-            let response = xml_ok(xml.into_bytes(), v2, Some(&echo));
+            let body = if cacheable {
+                let cached = Cached {
+                    body: Arc::new(Zeroizing::new(xml.into_bytes())),
+                    keys,
+                    content_id: content_id.clone(),
+                    v2,
+                    version: echo.clone(),
+                };
+                let body = cached.body_bytes();
+                state.responses.put(cache_key, cached);
+                body
+            } else {
+                xml.into_bytes().into()
+            };
+            let response = xml_ok(body, v2, Some(&echo));
             Outcome {
                 status: StatusCode::OK,
                 response,
@@ -337,7 +339,7 @@ async fn speke_request(
 }
 
 /// A 200 with an XML body and the SPEKE headers.
-fn xml_ok(body: Vec<u8>, v2: bool, version: Option<&str>) -> Response {
+fn xml_ok(body: bytes::Bytes, v2: bool, version: Option<&str>) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
