@@ -4,9 +4,7 @@
 //! exchange). The two auth operations and the delegated `POST /upload`
 //! (authorised by its `token` query parameter) go up without credentials.
 
-use super::auth::{
-    token_request, BoxFuture, CachedBearer, Credentials, Grant, Mint, Target, Token, TokenCache,
-};
+use super::auth::{token_request, BoxFuture, CachedBearer, Mint, Token, TokenCache};
 use super::client::Upstream;
 use super::settings::Fields;
 use super::{GatewayError, Setup};
@@ -27,10 +25,10 @@ pub fn configure(f: &mut Fields) -> Option<Setup> {
     let api_key = f.required_secret("api_key")?;
     Some(Setup::new(
         &[("api", DEFAULT_BASE)],
-        Arc::new(Exchanged(CachedBearer {
+        Arc::new(CachedBearer {
             cache: TokenCache::new(Exchange { api_key }),
             exempt: &UNAUTHENTICATED,
-        })),
+        }),
     ))
 }
 
@@ -94,27 +92,5 @@ impl Mint for Exchange {
             let body = json!({ "apiKey": self.api_key.expose() });
             self.call(up, base, "/auth/api-key", body).await
         })
-    }
-}
-
-/// The credentials: Bearer tokens from the exchange.
-pub struct Exchanged(CachedBearer<Exchange>);
-
-impl Credentials for Exchanged {
-    fn apply<'a>(
-        &'a self,
-        up: &'a Upstream,
-        target: Target<'a>,
-        headers: &'a mut HeaderMap,
-    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
-        Box::pin(self.0.apply(up, target, headers))
-    }
-
-    fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
-        Box::pin(self.0.cache.refuse(grant))
-    }
-
-    fn mints(&self) -> u64 {
-        self.0.cache.mints()
     }
 }

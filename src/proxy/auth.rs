@@ -125,20 +125,30 @@ pub struct CachedBearer<M> {
     pub exempt: &'static [&'static str],
 }
 
-impl<M: Mint> CachedBearer<M> {
+impl<M: Mint> Credentials for CachedBearer<M> {
     /// Adds `Authorization: Bearer` unless the operation is exempt.
-    pub async fn apply(
-        &self,
-        up: &Upstream,
-        target: Target<'_>,
-        headers: &mut HeaderMap,
-    ) -> Result<Grant, GatewayError> {
-        if self.exempt.iter().any(|n| target.is(n)) {
-            return Ok(None);
-        }
-        let (token, generation) = self.cache.get(up, target.api_base()).await?;
-        headers.insert(header::AUTHORIZATION, bearer(&token)?);
-        Ok(Some(generation))
+    fn apply<'a>(
+        &'a self,
+        up: &'a Upstream,
+        target: Target<'a>,
+        headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<Grant, GatewayError>> {
+        Box::pin(async move {
+            if self.exempt.iter().any(|n| target.is(n)) {
+                return Ok(None);
+            }
+            let (token, generation) = self.cache.get(up, target.api_base()).await?;
+            headers.insert(header::AUTHORIZATION, bearer(&token)?);
+            Ok(Some(generation))
+        })
+    }
+
+    fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
+        Box::pin(self.cache.refuse(grant))
+    }
+
+    fn mints(&self) -> u64 {
+        self.cache.mints()
     }
 }
 

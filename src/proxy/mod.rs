@@ -831,14 +831,6 @@ fn native_hint(op: &Operation) -> String {
     }
 }
 
-/// Header names the gateway adds to answers.
-pub const GATEWAY_HEADERS: [&str; 4] = [
-    "x-cpixd-platform",
-    "x-cpixd-operation",
-    "x-cpixd-upstream-request-id",
-    "x-cpixd-attempts",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

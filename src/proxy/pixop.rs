@@ -110,11 +110,11 @@ impl Credentials for Jwt {
         if target.is(TOKEN_OPERATION) {
             headers.insert(header::AUTHORIZATION, self.basic.clone());
         }
-        Box::pin(self.tokens.apply(up, target, headers))
+        self.tokens.apply(up, target, headers)
     }
 
     fn refused(&self, grant: u64) -> BoxFuture<'_, bool> {
-        Box::pin(self.tokens.cache.refuse(grant))
+        self.tokens.refused(grant)
     }
 
     fn finished<'a>(&'a self, target: Target<'a>, status: StatusCode) -> BoxFuture<'a, ()> {
@@ -132,6 +132,6 @@ impl Credentials for Jwt {
     }
 
     fn mints(&self) -> u64 {
-        self.tokens.cache.mints()
+        self.tokens.mints()
     }
 }

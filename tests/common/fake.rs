@@ -8,7 +8,7 @@
 //! first 64 KiB are kept.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, Response, StatusCode};
+use axum::http::{HeaderMap, Request, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
@@ -470,9 +470,4 @@ pub fn saw_value(seen: &[Seen], secret: &str) -> bool {
             .any(|v| v.to_str().is_ok_and(|v| v.contains(secret)))
             || s.target.contains(secret)
     })
-}
-
-/// `StatusCode` helper for asserts.
-pub fn code(s: u16) -> StatusCode {
-    StatusCode::from_u16(s).unwrap()
 }
