@@ -21,6 +21,14 @@ pub fn common_pssh_box(key_ids: &[KeyId]) -> PsshBox {
     PsshBox::v1(SystemId::COMMON_PSSH, key_ids.to_vec(), Vec::new())
 }
 
+/// The box of a DASH-IF ClearKey DRMSystem: laid out like the common box
+/// but carrying the ClearKey SystemID, because a CPIX client checks every
+/// box against its DRMSystem (players initialise ClearKey from the common
+/// box, which a packager writes into the init segment itself).
+pub fn dashif_clearkey_pssh_box(key_ids: &[KeyId]) -> PsshBox {
+    PsshBox::v1(SystemId::DASHIF_CLEARKEY, key_ids.to_vec(), Vec::new())
+}
+
 /// The standalone `<dashif:Laurl>` element carrying `license_url` (escaped).
 pub fn laurl_fragment(license_url: &str) -> String {
     const OPEN: &str = r#"<dashif:Laurl xmlns:dashif="https://dashif.org/CPS">"#;

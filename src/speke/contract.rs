@@ -3,53 +3,24 @@
 //! shapes of the rules checked here. The contract is validated, never
 //! rewritten. AWS's own PRESET-VIDEO-8 request has `SD+HD1` with a single
 //! `VideoFilter`, so the number of filters is not tied to the `+` parts.
+//! Rules whose pixel or channel ranges overlap are valid: AWS's PRESET-VIDEO-3
+//! requests send `HD` with only `minPixels`, overlapping `UHD`, and the
+//! encryptor resolves a track that matches several rules by taking the
+//! last one. What is refused is what the contract table calls malformed: a
+//! rule without `kid`, `intendedTrackType` or Video/AudioFilter, a `kid`
+//! outside the ContentKeyList, `ALL` beside other rules, a track type or a
+//! key with two rules in one period, a key with no rule.
 
 use super::SpekeError;
 use crate::cpix::{AudioFilter, Document, Filter, UsageRuleView, VideoFilter};
+use crate::ids::KeyId;
+use std::collections::{HashMap, HashSet};
 
 /// Largest pixel count of HD (1920×1080); more is UHD.
 const HD_MAX_PIXELS: u64 = 2_073_600;
 
 fn malformed(msg: String) -> SpekeError {
     SpekeError::MalformedContract(msg)
-}
-
-/// True when two rules can apply to the same period.
-fn coexist(a: &UsageRuleView<'_>, b: &UsageRuleView<'_>) -> bool {
-    let mut pa = a.period_ids().peekable();
-    let mut pb = b.period_ids().peekable();
-    pa.peek().is_none() || pb.peek().is_none() || pa.any(|p| b.period_ids().any(|q| q == p))
-}
-
-fn ranges_meet(a: (Option<u64>, Option<u64>), b: (Option<u64>, Option<u64>)) -> bool {
-    let (alo, ahi) = (a.0.unwrap_or(0), a.1.unwrap_or(u64::MAX));
-    let (blo, bhi) = (b.0.unwrap_or(0), b.1.unwrap_or(u64::MAX));
-    alo <= bhi && blo <= ahi
-}
-
-/// Frame rates use `(minFps, maxFps]`.
-fn fps_meet(a: &VideoFilter, b: &VideoFilter) -> bool {
-    let lo = a.min_fps.unwrap_or(0).max(b.min_fps.unwrap_or(0));
-    let hi = a
-        .max_fps
-        .unwrap_or(u64::MAX)
-        .min(b.max_fps.unwrap_or(u64::MAX));
-    lo < hi
-}
-
-fn videos_meet(a: &VideoFilter, b: &VideoFilter) -> bool {
-    let flags = |x: Option<bool>, y: Option<bool>| x.is_none() || y.is_none() || x == y;
-    ranges_meet((a.min_pixels, a.max_pixels), (b.min_pixels, b.max_pixels))
-        && flags(a.hdr, b.hdr)
-        && flags(a.wcg, b.wcg)
-        && fps_meet(a, b)
-}
-
-fn audios_meet(a: &AudioFilter, b: &AudioFilter) -> bool {
-    ranges_meet(
-        (a.min_channels, a.max_channels),
-        (b.min_channels, b.max_channels),
-    )
 }
 
 /// Checks one rule on its own.
@@ -98,40 +69,68 @@ fn check_rule(i: usize, v: &UsageRuleView<'_>, track: &str) -> Result<(), SpekeE
     Ok(())
 }
 
-/// Checks two rules that apply to the same period.
-fn check_pair(
-    (i, a, ta): (usize, &UsageRuleView<'_>, &str),
-    (j, b, tb): (usize, &UsageRuleView<'_>, &str),
-) -> Result<(), SpekeError> {
-    if ta == "ALL" || tb == "ALL" {
-        return Err(malformed(format!(
-            "rules {i} and {j}: intendedTrackType ALL must be the only rule"
-        )));
+/// The rules that apply to one period (or to every period), indexed so
+/// that each new rule is checked against all of them in constant time: the
+/// whole contract is checked in time linear in its size.
+#[derive(Default)]
+struct Coexisting<'a> {
+    /// The first rule, and the `ALL` rule if there is one.
+    first: Option<usize>,
+    all: Option<usize>,
+    tracks: HashMap<&'a str, usize>,
+    kids: HashMap<KeyId, usize>,
+}
+
+fn ordered(i: usize, j: usize) -> (usize, usize) {
+    (i.min(j), i.max(j))
+}
+
+impl<'a> Coexisting<'a> {
+    /// Refuses rule `j` if it cannot apply beside the rules already here:
+    /// `ALL` stands alone, and track types and keys are one-to-one.
+    fn check(&self, j: usize, track: &str, kid: KeyId) -> Result<(), SpekeError> {
+        if let Some(i) = self.all.or(self.first.filter(|_| track == "ALL")) {
+            let (a, b) = ordered(i, j);
+            return Err(malformed(format!(
+                "rules {a} and {b}: intendedTrackType ALL must be the only rule"
+            )));
+        }
+        if let Some(&i) = self.tracks.get(track) {
+            let (a, b) = ordered(i, j);
+            return Err(malformed(format!(
+                "rules {a} and {b}: intendedTrackType {track} appears twice"
+            )));
+        }
+        if let Some(&i) = self.kids.get(&kid) {
+            let (a, b) = ordered(i, j);
+            return Err(malformed(format!(
+                "rules {a} and {b}: key {kid} has more than one rule"
+            )));
+        }
+        Ok(())
     }
-    if ta == tb {
-        return Err(malformed(format!(
-            "rules {i} and {j}: intendedTrackType {ta} appears twice"
-        )));
+
+    /// Checks rule `j`, then adds it.
+    fn admit(&mut self, j: usize, track: &'a str, kid: KeyId) -> Result<(), SpekeError> {
+        self.check(j, track, kid)?;
+        self.first.get_or_insert(j);
+        if track == "ALL" {
+            self.all = Some(j);
+        }
+        self.tracks.insert(track, j);
+        self.kids.insert(kid, j);
+        Ok(())
     }
-    if a.kid == b.kid {
-        return Err(malformed(format!(
-            "rules {i} and {j}: key {} has more than one rule",
-            a.kid
-        )));
+}
+
+/// The periods a rule names; without a ContentKeyPeriodList, period filters
+/// name nothing.
+fn listed_periods<'a>(doc: &Document, v: &'a UsageRuleView<'a>) -> Vec<&'a str> {
+    if doc.periods.is_some() {
+        v.period_ids().collect()
+    } else {
+        Vec::new()
     }
-    let video = a
-        .video_filters()
-        .any(|x| b.video_filters().any(|y| videos_meet(x, y)));
-    let audio = a
-        .audio_filters()
-        .any(|x| b.audio_filters().any(|y| audios_meet(x, y)));
-    if video || audio {
-        return Err(malformed(format!(
-            "rules {i} ({ta}) and {j} ({tb}) overlap: one {} track would match two keys",
-            if video { "video" } else { "audio" }
-        )));
-    }
-    Ok(())
 }
 
 /// Validates the encryption contract of a SPEKE 2 request.
@@ -154,8 +153,8 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
     {
         return Err(SpekeError::MissingContract);
     }
-    let kids: Vec<_> = doc.keys().iter().map(|k| k.kid).collect();
-    let periods: Vec<&str> = doc.period_items().iter().filter_map(|p| p.id()).collect();
+    let kids: HashSet<KeyId> = doc.keys().iter().map(|k| k.kid).collect();
+    let periods: HashSet<&str> = doc.period_items().iter().filter_map(|p| p.id()).collect();
     let mut tracks = Vec::with_capacity(views.len());
     for (i, v) in views.iter().enumerate() {
         let n = i + 1;
@@ -170,7 +169,10 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
                 v.kid
             )));
         }
-        if let Some(p) = v.period_ids().find(|p| !periods.contains(p)) {
+        if let Some(p) = v
+            .period_ids()
+            .find(|p| doc.periods.is_some() && !periods.contains(p))
+        {
             return Err(malformed(format!(
                 "rule {n} ({track}) names period {p:?} which is not in ContentKeyPeriodList"
             )));
@@ -178,18 +180,28 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
         check_rule(n, v, track)?;
         tracks.push(track);
     }
-    for i in 0..views.len() {
-        for j in i + 1..views.len() {
-            if coexist(&views[i], &views[j]) {
-                check_pair((i + 1, &views[i], tracks[i]), (j + 1, &views[j], tracks[j]))?;
-            }
+    // A rule without KeyPeriodFilter applies to every period, so it meets
+    // every other rule; rules with periods meet those of the same period.
+    let period_ids = |v| listed_periods(doc, v);
+    let mut everywhere = Coexisting::default();
+    for (i, v) in views.iter().enumerate() {
+        if period_ids(v).is_empty() {
+            everywhere.admit(i + 1, tracks[i], v.kid)?;
         }
     }
-    if let Some(k) = doc
-        .keys()
-        .iter()
-        .find(|k| !views.iter().any(|v| v.kid == k.kid))
-    {
+    let mut by_period: HashMap<&str, Coexisting<'_>> = HashMap::new();
+    for (i, v) in views.iter().enumerate() {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for p in period_ids(v).into_iter().filter(|p| seen.insert(p)) {
+            everywhere.check(i + 1, tracks[i], v.kid)?;
+            by_period
+                .entry(p)
+                .or_default()
+                .admit(i + 1, tracks[i], v.kid)?;
+        }
+    }
+    let ruled: HashSet<KeyId> = views.iter().map(|v| v.kid).collect();
+    if let Some(k) = doc.keys().iter().find(|k| !ruled.contains(&k.kid)) {
         return Err(malformed(format!("key {} has no usage rule", k.kid)));
     }
     Ok(())

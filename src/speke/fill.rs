@@ -13,7 +13,7 @@ use crate::drm::{
     clearkey, fairplay, playready, pssh, widevine, DrmKind, DrmSettings, Scheme, TemplateVars,
 };
 use crate::ids::{KeyId, SystemId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A fillable child of a DRMSystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,9 +179,8 @@ impl<'a> Signals<'a> {
                 ),
                 DrmKind::PlayReady => playready::pssh_box(&self.pro()?.0),
                 DrmKind::FairPlay => fairplay::cmaf_pssh_box(&[self.kid]),
-                DrmKind::CommonPssh | DrmKind::ClearKey | DrmKind::HlsAes128 => {
-                    clearkey::common_pssh_box(&[self.kid])
-                }
+                DrmKind::ClearKey => clearkey::dashif_clearkey_pssh_box(&[self.kid]),
+                DrmKind::CommonPssh | DrmKind::HlsAes128 => clearkey::common_pssh_box(&[self.kid]),
             };
             let bytes = bx.to_bytes();
             let b64 = b64::encode(&bytes);
@@ -340,7 +339,7 @@ pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeE
     if req.version.refuses_unfillable() {
         check_requested_children(req)?;
     }
-    let fairplay_kids: Vec<KeyId> = req
+    let fairplay_kids: HashSet<KeyId> = req
         .doc
         .systems()
         .iter()

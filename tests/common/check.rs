@@ -67,10 +67,8 @@ pub fn problems(doc: &Document, v2: bool) -> Vec<String> {
         if let Some(p) = &d.pssh {
             match PsshBox::parse(&b64(&p.value)) {
                 Ok(bx) => {
-                    if bx.system_id != d.system_id
-                        && !(d.system_id == SystemId::DASHIF_CLEARKEY
-                            && bx.system_id == SystemId::COMMON_PSSH)
-                    {
+                    // A CPIX client checks the box against the DRMSystem.
+                    if bx.system_id != d.system_id {
                         out.push(format!("{who}: PSSH system {}", bx.system_id));
                     }
                     let listed = match d.system_id {

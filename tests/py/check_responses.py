@@ -127,9 +127,11 @@ DASHIF_CLEARKEY = uuid.UUID("e2719d58-a985-b3c9-781a-b030af78d30e")
 
 
 def box_system_for(system_id):
-    """SystemID a pssh box of this DRMSystem carries: DASH-IF ClearKey has no
-    box of its own, players use the W3C common box (DASH-IF IOP ClearKey)."""
-    return COMMON_PSSH if system_id == DASHIF_CLEARKEY else system_id
+    """SystemID a pssh box of this DRMSystem carries: always its own. A CPIX
+    client checks the box against DRMSystem@systemId (Shaka Packager aborts
+    on a mismatch), so even DASH-IF ClearKey, which players initialise from
+    the W3C common box, gets a box with its own SystemID."""
+    return system_id
 
 SYSTEM_NAMES = {
     WIDEVINE: "Widevine",
