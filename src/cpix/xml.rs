@@ -399,20 +399,26 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most elements accepted in one document.
     pub max_elements: usize,
-    /// Most attributes accepted on one element.
+    /// Most attributes accepted on one element, namespace declarations
+    /// included.
     pub max_attributes: usize,
+    /// Most namespace bindings in scope at any point, and most distinct
+    /// namespace URIs in one document.
+    pub max_namespaces: usize,
 }
 
 impl Default for Limits {
-    /// 4 MiB, depth 32, 50 000 elements, 64 attributes per element: far above
-    /// any real key request (8 keys × 3 systems is about 20 KiB and 200
-    /// elements) and far below what would hurt the server.
+    /// 4 MiB, depth 32, 50 000 elements, 64 attributes per element, 64
+    /// namespaces: far above any real key request (8 keys × 3 systems is
+    /// about 20 KiB, 200 elements and 6 namespaces) and far below what
+    /// would hurt the server.
     fn default() -> Self {
         Limits {
             max_bytes: 4 << 20,
             max_depth: 32,
             max_elements: 50_000,
             max_attributes: 64,
+            max_namespaces: 64,
         }
     }
 }
@@ -480,13 +486,47 @@ fn unescape_err(e: quick_xml::Error) -> CpixError {
 }
 
 /// The namespace bindings in scope: a stack of (prefix, namespace) with a
-/// mark per open element. The empty prefix is the default namespace.
+/// mark per open element. The empty prefix is the default namespace. The
+/// stack is bounded ([`Limits::max_namespaces`]), so resolving a name scans
+/// a bounded number of bindings and parsing stays linear in the input.
 struct NsScope {
     bindings: Vec<(Box<[u8]>, Ns)>,
     marks: Vec<usize>,
+    /// Distinct namespace URIs declared so far in the document.
+    uris: Vec<Ns>,
 }
 
 impl NsScope {
+    fn new() -> NsScope {
+        NsScope {
+            bindings: Vec::with_capacity(8),
+            marks: Vec::with_capacity(16),
+            uris: Vec::with_capacity(8),
+        }
+    }
+
+    /// Binds `prefix` for the element being opened.
+    fn declare(&mut self, prefix: &[u8], uri: &str, limits: &Limits) -> Result<(), CpixError> {
+        let too_many = CpixError::LimitExceeded {
+            what: "namespaces",
+            limit: limits.max_namespaces,
+        };
+        if self.bindings.len() >= limits.max_namespaces {
+            return Err(too_many);
+        }
+        let ns = match self.uris.iter().find(|n| n.uri() == uri) {
+            Some(n) => n.clone(),
+            None if self.uris.len() >= limits.max_namespaces => return Err(too_many),
+            None => {
+                let n = Ns::from_uri(uri);
+                self.uris.push(n.clone());
+                n
+            }
+        };
+        self.bindings.push((Box::from(prefix), ns));
+        Ok(())
+    }
+
     fn resolve(&self, prefix: &[u8], qname: &[u8]) -> Result<Ns, CpixError> {
         if prefix == b"xml" {
             return Ok(Ns::Xml);
@@ -529,27 +569,28 @@ fn start_element(
     let mut attributes: Vec<Attribute> = Vec::new();
     // Prefixed attributes are resolved once every xmlns of the tag is known.
     let mut prefixed: Vec<(usize, &[u8])> = Vec::new();
-    for attr in e.attributes().with_checks(true) {
+    // Namespace declarations count as attributes: quick-xml's duplicate
+    // check is quadratic in the attributes of one element, so the count is
+    // bounded before it can grow.
+    for (n, attr) in e.attributes().with_checks(true).enumerate() {
+        if n >= limits.max_attributes {
+            return Err(CpixError::LimitExceeded {
+                what: "attributes on one element",
+                limit: limits.max_attributes,
+            });
+        }
         let attr = attr.map_err(|err| xml_err(pos, err))?;
         let value = attr.unescape_value().map_err(unescape_err)?;
         let (prefix, local) = split_qname(attr.key.into_inner());
         match (prefix, local) {
-            (b"", b"xmlns") => scope
-                .bindings
-                .push((Box::from(&b""[..]), Ns::from_uri(&value))),
+            (b"", b"xmlns") => scope.declare(b"", &value, limits)?,
             (b"xmlns", p) => {
                 if value.is_empty() {
                     return Err(xml_err(pos, "a prefix is bound to an empty namespace"));
                 }
-                scope.bindings.push((Box::from(p), Ns::from_uri(&value)));
+                scope.declare(p, &value, limits)?;
             }
             _ => {
-                if attributes.len() >= limits.max_attributes {
-                    return Err(CpixError::LimitExceeded {
-                        what: "attributes on one element",
-                        limit: limits.max_attributes,
-                    });
-                }
                 if !prefix.is_empty() {
                     prefixed.push((attributes.len(), prefix));
                 }
@@ -746,10 +787,7 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
         cfg.trim_text(false);
     }
     let mut tree = TreeBuilder {
-        scope: NsScope {
-            bindings: Vec::with_capacity(8),
-            marks: Vec::with_capacity(16),
-        },
+        scope: NsScope::new(),
         stack: Vec::with_capacity(8),
         root: None,
         count: 0,
@@ -947,6 +985,7 @@ mod tests {
             max_depth: 3,
             max_elements: 5,
             max_attributes: 2,
+            max_namespaces: 2,
         };
         let deep = "<a><b><c><d/></c></b></a>";
         assert!(matches!(
@@ -977,6 +1016,40 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn namespace_declarations_are_bounded() {
+        let limits = Limits::default();
+        let limit_hit = |doc: &str, what: &str| matches!(parse(doc), Err(CpixError::LimitExceeded { what: w, .. }) if w == what);
+        // Declarations count as attributes of their element.
+        let decls: String = (0..65).map(|i| format!(r#" xmlns:p{i}="urn:x""#)).collect();
+        assert!(limit_hit(
+            &format!("<a{decls}/>"),
+            "attributes on one element"
+        ));
+        let decls: String = (0..60).map(|i| format!(r#" xmlns:p{i}="urn:x""#)).collect();
+        assert!(parse(&format!("<a{decls}><p3:b/></a>")).is_ok());
+        // Bindings in scope, piled up by nesting.
+        let mut deep = String::new();
+        for d in 0..20 {
+            let decls: String = (0..4)
+                .map(|i| format!(r#" xmlns:q{d}x{i}="urn:x""#))
+                .collect();
+            deep.push_str(&format!("<e{decls}>"));
+        }
+        deep.push_str(&"</e>".repeat(20));
+        assert!(limit_hit(&deep, "namespaces"));
+        // Distinct namespace URIs across the document, even out of scope.
+        let siblings: String = (0..=limits.max_namespaces)
+            .map(|i| format!(r#"<p:b xmlns:p="urn:ns:{i}"/>"#))
+            .collect();
+        assert!(limit_hit(&format!("<a>{siblings}</a>"), "namespaces"));
+        // The same URI declared again and again is one namespace.
+        let same: String = (0..1000)
+            .map(|_| r#"<p:b xmlns:p="urn:ns:same"/>"#)
+            .collect();
+        assert!(parse(&format!("<a>{same}</a>")).is_ok());
     }
 
     #[test]
