@@ -11,189 +11,20 @@ mod common;
 
 use common::fake::{basic, saw_value, Auth, Fake, Scripted};
 use common::http::send;
-use common::server::{config_toml, TestServer, ACME_KEY, GLOBEX_KEY};
-use cpixd::proxy::routes::{catalogues, Operation};
-use std::collections::BTreeMap;
+use common::server::{config_toml, TestServer, ACME_KEY, GLOBEX_KEY, METRICS_AUTH};
+use common::world::*;
+use cpixd::proxy::routes::catalogues;
 use std::time::{Duration, Instant};
-
-const CVK_KEY: &str = "cvk-upstream-key-7f1e";
-const CVK_TENANT: &str = "0b9c2f0e-5d5a-4c61-9d55-2a3c7f1e9b10";
-const KINESCOPE_TOKEN: &str = "kinescope-token-9a8b7c";
-const APIVIDEO_KEY: &str = "apivideo-key-1234abcd";
-const PIXOP_EMAIL: &str = "ops@example.com";
-const PIXOP_PASSWORD: &str = "pixop-password-55aa";
-const FIVE_KEY: &str = "fivecents-key-c0ffee";
-
-/// A cpixd with all five platforms pointed at fakes.
-struct World {
-    server: TestServer,
-    cvk_api: Fake,
-    cvk_redirector: Fake,
-    kinescope_api: Fake,
-    kinescope_upload: Fake,
-    apivideo: Fake,
-    pixop: Fake,
-    five: Fake,
-    _dir: tempfile::TempDir,
-}
-
-struct Options {
-    apivideo_ttl: Duration,
-    pixop_ttl: Duration,
-    extra: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            apivideo_ttl: Duration::from_secs(3600),
-            pixop_ttl: Duration::from_secs(900),
-            extra: String::new(),
-        }
-    }
-}
-
-async fn world(o: Options) -> World {
-    let cvk_api = Fake::start(Auth::Headers(vec![
-        ("x-api-key", CVK_KEY.into()),
-        ("x-tenant-id", CVK_TENANT.into()),
-    ]))
-    .await;
-    let cvk_redirector = Fake::start(Auth::Headers(vec![("x-tenant-id", CVK_TENANT.into())])).await;
-    let bearer = format!("Bearer {KINESCOPE_TOKEN}");
-    let kinescope_api = Fake::start(Auth::Headers(vec![("authorization", bearer.clone())])).await;
-    let kinescope_upload = Fake::start(Auth::Headers(vec![("authorization", bearer)])).await;
-    let apivideo = Fake::start(Auth::ApiVideo {
-        api_key: APIVIDEO_KEY.into(),
-        ttl: o.apivideo_ttl,
-    })
-    .await;
-    let pixop = Fake::start(Auth::Pixop {
-        basic: basic(PIXOP_EMAIL, PIXOP_PASSWORD),
-        ttl: o.pixop_ttl,
-    })
-    .await;
-    let five = Fake::start(Auth::Headers(vec![("x-api-key", FIVE_KEY.into())])).await;
-    let toml = format!(
-        r#"{tenants}
-[gateway]
-timeout_secs = 5
-backoff_base_ms = 20
-backoff_max_ms = 200
-retry_budget_secs = 5
-{extra}
-
-[platforms.cloudvideokit]
-api_key = "{CVK_KEY}"
-tenant_id = "{CVK_TENANT}"
-base_url = "{cvk}"
-hosts = {{ redirector = "{redir}" }}
-
-[platforms.kinescope]
-token = "{KINESCOPE_TOKEN}"
-base_url = "{kin}"
-hosts = {{ upload = "{kup}" }}
-tenants = ["acme"]
-
-[platforms.apivideo]
-api_key = "{APIVIDEO_KEY}"
-base_url = "{av}"
-
-[platforms.pixop]
-email = "{PIXOP_EMAIL}"
-password = "{PIXOP_PASSWORD}"
-team_id = "team 7"
-base_url = "{px}"
-
-[platforms.5centscdn]
-api_key = "{FIVE_KEY}"
-base_url = "{five}/v2"
-"#,
-        tenants = config_toml(),
-        extra = o.extra,
-        cvk = cvk_api.base,
-        redir = cvk_redirector.base,
-        kin = kinescope_api.base,
-        kup = kinescope_upload.base,
-        av = apivideo.base,
-        px = pixop.base,
-        five = five.base,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), &toml).await;
-    World {
-        server,
-        cvk_api,
-        cvk_redirector,
-        kinescope_api,
-        kinescope_upload,
-        apivideo,
-        pixop,
-        five,
-        _dir: dir,
-    }
-}
-
-impl World {
-    fn fake(&self, platform: &str, host: &str) -> &Fake {
-        match (platform, host) {
-            ("cloudvideokit", "api") => &self.cvk_api,
-            ("cloudvideokit", "redirector") => &self.cvk_redirector,
-            ("kinescope", "api") => &self.kinescope_api,
-            ("kinescope", "upload") => &self.kinescope_upload,
-            ("apivideo", _) => &self.apivideo,
-            ("pixop", _) => &self.pixop,
-            ("5centscdn", _) => &self.five,
-            other => panic!("no fake for {other:?}"),
-        }
-    }
-
-    fn fakes(&self) -> [&Fake; 7] {
-        [
-            &self.cvk_api,
-            &self.cvk_redirector,
-            &self.kinescope_api,
-            &self.kinescope_upload,
-            &self.apivideo,
-            &self.pixop,
-            &self.five,
-        ]
-    }
-
-    /// Sends `method path` through the gateway as tenant acme.
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> common::http::Resp {
-        let mut h = vec![("x-api-key", ACME_KEY), ("x-tenant-id", "acme")];
-        h.extend_from_slice(headers);
-        send(method, &self.server.url(path), &h, body).await
-    }
-}
-
-/// Sample values for a template's parameters.
-fn sample_path(op: &Operation) -> String {
-    let t = op.path.as_ref().unwrap();
-    let params: BTreeMap<String, String> = t
-        .params()
-        .map(|p| {
-            let v = if p == "format" {
-                "m3u8".to_owned()
-            } else {
-                format!("p-{p}")
-            };
-            (p.to_owned(), v)
-        })
-        .collect();
-    t.fill(&params).unwrap()
-}
 
 #[tokio::test]
 async fn every_documented_operation_reaches_its_host_method_and_path() {
-    let w = world(Options::default()).await;
+    // Credential operations included: they are allowed here, and refused by
+    // default (`credential_operations_are_refused_unless_allowed`).
+    let w = world(Options {
+        allow_credentials: true,
+        ..Options::default()
+    })
+    .await;
     let mut checked = 0;
     let mut native = 0;
     let mut pathless = 0;
@@ -458,7 +289,11 @@ async fn undocumented_paths_pass_only_where_allowed() {
 
 #[tokio::test]
 async fn safe_calls_are_replayed_unsafe_ones_never() {
-    let w = world(Options::default()).await;
+    let w = world(Options {
+        allow_credentials: true,
+        ..Options::default()
+    })
+    .await;
     // A safe GET after a 503.
     w.kinescope_api
         .push(Some("/v1/videos/v1"), Scripted::status(503));
@@ -647,7 +482,9 @@ async fn gateway_failures_say_which_side_failed() {
     assert_eq!(v["code"], "upstream_timeout");
     assert!(v["message"].as_str().unwrap().contains("within 1 s"));
     // Metrics count both as failed calls.
-    let m = send("GET", &s.url("/metrics"), &[], vec![]).await.text();
+    let m = send("GET", &s.url("/metrics"), &[METRICS_AUTH], vec![])
+        .await
+        .text();
     assert!(
         m.contains(r#"cpixd_proxy_requests_total{platform="kinescope",operation="videos_list",class="failed"} 1"#),
         "{m}"
@@ -847,7 +684,10 @@ async fn one_refresh_serves_a_hundred_callers_with_an_expired_token() {
             ("/videos/v1".to_owned(), 200)
         ]
     );
-    let m = w.call("GET", "/metrics", &[], vec![]).await.text();
+    let m = w
+        .call("GET", "/metrics", &[METRICS_AUTH], vec![])
+        .await
+        .text();
     assert!(
         m.contains(r#"cpixd_proxy_tokens_minted_total{platform="apivideo"} 3"#),
         "{m}"

@@ -178,9 +178,16 @@ pub struct Token {
     pub lifetime: Duration,
 }
 
+/// Longest lifetime believed of a minted token: an upstream's `expires_in`
+/// or `exp` can say anything (2^64 − 1 seconds included), and the token is
+/// simply minted again after this.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl Token {
-    /// A token valid for `lifetime` from now.
+    /// A token valid for `lifetime` from now (at most
+    /// [`MAX_TOKEN_LIFETIME`]).
     pub fn new(value: SecretString, refresh: Option<SecretString>, lifetime: Duration) -> Token {
+        let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
         Token {
             value,
             refresh,
@@ -339,7 +346,10 @@ pub fn jwt_lifetime(jwt: &str, now: std::time::SystemTime) -> Option<Duration> {
     let bytes = crate::b64::decode_url(payload)?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_u64()?;
-    let exp = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+    // A date beyond what the clock can hold is "very long"; Token::new caps it.
+    let Some(exp) = std::time::UNIX_EPOCH.checked_add(Duration::from_secs(exp)) else {
+        return Some(Duration::MAX);
+    };
     Some(exp.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
@@ -380,5 +390,20 @@ mod tests {
         assert_eq!(jwt_lifetime("not-a-jwt", now), None);
         let no_exp = format!("e30.{}.sig", url(br#"{"sub":"u"}"#));
         assert_eq!(jwt_lifetime(&no_exp, now), None);
+        // An `exp` at the end of time neither panics nor lives forever.
+        let huge = format!(
+            "e30.{}.sig",
+            url(br#"{"sub":"u","exp":18446744073709551615}"#)
+        );
+        let lifetime = jwt_lifetime(&huge, now).unwrap();
+        let t = Token::new(SecretString::new("t".to_owned()), None, lifetime);
+        assert_eq!(t.lifetime, MAX_TOKEN_LIFETIME);
+        assert!(!t.renewal_due(Instant::now()));
+        let t = Token::new(
+            SecretString::new("t".to_owned()),
+            None,
+            Duration::from_secs(u64::MAX),
+        );
+        assert_eq!(t.lifetime, MAX_TOKEN_LIFETIME);
     }
 }

@@ -76,6 +76,8 @@ pub struct Platform {
     credentials: Arc<dyn Credentials>,
     /// Forward requests that match no documented operation.
     pub allow_undocumented: bool,
+    /// Forward the operations marked `credential` in the route table.
+    pub allow_credential_operations: bool,
     /// cpixd tenants allowed to call it (empty: all).
     pub tenants: Vec<String>,
     /// Rewrite absolute upstream URLs in answers to the gateway.
@@ -114,6 +116,19 @@ pub enum GatewayError {
     /// A call that cannot be made as asked (CLI).
     #[error("{0}")]
     BadCall(String),
+    /// The path could reach another operation upstream than the one it
+    /// matched (dot segments, encoded slashes).
+    #[error("the path is refused: it holds {0}")]
+    UnsafePath(&'static str),
+    /// The operation handles the platform's credentials and the platform
+    /// does not allow that through the gateway.
+    #[error("{platform} operation {operation} handles account credentials and is not available through the gateway (set [platforms.{platform}] allow_credential_operations = true to allow it)")]
+    CredentialOperation {
+        /// Platform.
+        platform: &'static str,
+        /// The operation's name(s).
+        operation: String,
+    },
     /// The upstream could not be reached.
     #[error("could not connect to {0} ({1} host)")]
     Connect(&'static str, String, String),
@@ -139,8 +154,12 @@ impl GatewayError {
             | GatewayError::NotConfigured(_)
             | GatewayError::UnknownOperation { .. }
             | GatewayError::Native(..) => StatusCode::NOT_FOUND,
-            GatewayError::Forbidden(..) => StatusCode::FORBIDDEN,
-            GatewayError::BadCall(_) | GatewayError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Forbidden(..) | GatewayError::CredentialOperation { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            GatewayError::BadCall(_)
+            | GatewayError::ClientBody(_)
+            | GatewayError::UnsafePath(_) => StatusCode::BAD_REQUEST,
             GatewayError::Connect(..)
             | GatewayError::Broken(..)
             | GatewayError::Credentials(..) => StatusCode::BAD_GATEWAY,
@@ -157,6 +176,8 @@ impl GatewayError {
             GatewayError::UnknownOperation { .. } => "unknown_operation",
             GatewayError::Native(..) => "served_natively",
             GatewayError::BadCall(_) => "bad_call",
+            GatewayError::UnsafePath(_) => "unsafe_path",
+            GatewayError::CredentialOperation { .. } => "credential_operation",
             GatewayError::Connect(..) => "upstream_unreachable",
             GatewayError::Timeout(..) => "upstream_timeout",
             GatewayError::Broken(..) => "upstream_failed",
@@ -168,7 +189,9 @@ impl GatewayError {
     /// Which side failed: `client`, `gateway` or `upstream`.
     pub fn side(&self) -> &'static str {
         match self {
-            GatewayError::ClientBody(_) | GatewayError::BadCall(_) => "client",
+            GatewayError::ClientBody(_)
+            | GatewayError::BadCall(_)
+            | GatewayError::UnsafePath(_) => "client",
             GatewayError::Connect(..)
             | GatewayError::Timeout(..)
             | GatewayError::Broken(..)
@@ -237,8 +260,10 @@ pub struct Gateway {
 }
 
 /// Request headers never sent upstream: hop-by-hop, the caller's cpixd
-/// credentials, and what only concerns the hop to cpixd.
-const DROPPED_REQUEST_HEADERS: [&str; 16] = [
+/// credentials, what only concerns the hop to cpixd, and method overrides
+/// (an upstream honouring one would run another operation than the one
+/// the route table matched).
+const DROPPED_REQUEST_HEADERS: [&str; 19] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -255,6 +280,9 @@ const DROPPED_REQUEST_HEADERS: [&str; 16] = [
     "cookie",
     "expect",
     "forwarded",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// Response headers never passed back (hop-by-hop).
@@ -347,6 +375,7 @@ impl Gateway {
             let base_url = f.url("base_url");
             let mut hosts_override = f.urls("hosts");
             let allow_undocumented = f.boolean("allow_undocumented", false);
+            let allow_credential_operations = f.boolean("allow_credential_operations", false);
             let tenants = f.strings("tenants");
             let rewrite = f
                 .table_has("rewrite_urls")
@@ -388,6 +417,7 @@ impl Gateway {
                 hosts,
                 credentials: setup.credentials,
                 allow_undocumented,
+                allow_credential_operations,
                 tenants,
                 rewrite_urls: rewrite.unwrap_or(setup.rewrite_urls),
             });
@@ -461,6 +491,9 @@ impl Gateway {
         if !p.tenants.is_empty() && !p.tenants.contains(&req.tenant) {
             return Err(GatewayError::Forbidden(p.name, req.tenant));
         }
+        if let Some(why) = routes::unsafe_path(&req.path) {
+            return Err(GatewayError::UnsafePath(why));
+        }
         let (operation, label, host, retry) = match p.catalogue.resolve(&req.method, &req.path) {
             Some(r) if r.operation.is_native() => {
                 return Err(GatewayError::Native(
@@ -472,13 +505,34 @@ impl Gateway {
                     ),
                 ))
             }
-            Some(r) => (
-                Some(r.operation),
-                p.catalogue.label(r.route),
-                r.operation.host.clone(),
-                r.route.retry,
-            ),
+            Some(r) => {
+                let label = p.catalogue.label(r.route);
+                if r.route.credential && !p.allow_credential_operations {
+                    return Err(GatewayError::CredentialOperation {
+                        platform: p.name,
+                        operation: label,
+                    });
+                }
+                (
+                    Some(r.operation),
+                    label,
+                    r.operation.host.clone(),
+                    r.route.retry,
+                )
+            }
             None if p.allow_undocumented => {
+                // A spelling the upstream may read as a guarded operation
+                // (other case, trailing or doubled slashes) stays guarded.
+                if let Some(r) = p.catalogue.resolve_loosely(&req.method, &req.path) {
+                    if r.operation.is_native()
+                        || (r.route.credential && !p.allow_credential_operations)
+                    {
+                        return Err(GatewayError::CredentialOperation {
+                            platform: p.name,
+                            operation: p.catalogue.label(r.route),
+                        });
+                    }
+                }
                 (None, "undocumented".to_owned(), "api".to_owned(), Retry::No)
             }
             None => {
@@ -534,11 +588,20 @@ impl Gateway {
         if op.is_native() {
             return Err(GatewayError::Native(op.name.clone(), native_hint(op)));
         }
+        if op.credential && !p.allow_credential_operations {
+            return Err(GatewayError::CredentialOperation {
+                platform: p.name,
+                operation: op.name.clone(),
+            });
+        }
         let template = op
             .path
             .as_ref()
             .ok_or_else(|| GatewayError::BadCall(format!("{} has no documented path", op.name)))?;
         let path = template.fill(params).map_err(GatewayError::BadCall)?;
+        if let Some(why) = routes::unsafe_path(&path) {
+            return Err(GatewayError::UnsafePath(why));
+        }
         let in_path: Vec<&str> = template.params().collect();
         let query: Vec<String> = params
             .iter()

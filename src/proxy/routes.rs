@@ -64,6 +64,9 @@ pub struct Operation {
     pub body: String,
     /// Replay class.
     pub retry: Retry,
+    /// The operation mints, reveals, changes or revokes account credentials
+    /// or secrets; the gateway refuses it unless the platform allows it.
+    pub credential: bool,
 }
 
 impl Operation {
@@ -166,6 +169,11 @@ impl Template {
 
     /// True when the raw path (`/v1/videos/abc`) fits the template.
     pub fn matches(&self, path: &str) -> bool {
+        self.matches_as(path, false)
+    }
+
+    /// [`Template::matches`], ignoring ASCII case when `fold`.
+    fn matches_as(&self, path: &str, fold: bool) -> bool {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
@@ -174,7 +182,7 @@ impl Template {
             .split('/')
             .zip(self.segments.iter().chain(std::iter::repeat(&Vec::new())))
         {
-            if pieces.is_empty() || !match_pieces(pieces, seg) {
+            if pieces.is_empty() || !match_pieces(pieces, seg, fold) {
                 return false;
             }
             n += 1;
@@ -224,7 +232,7 @@ impl Template {
         for i in 0..segs.len().max(self.segments.len()) {
             match (self.segments.get(i), segs.get(i)) {
                 (Some(p), Some(s)) => {
-                    if !match_pieces(p, s) {
+                    if !match_pieces(p, s, false) {
                         let lit: String = p
                             .iter()
                             .map(|x| match x {
@@ -232,7 +240,11 @@ impl Template {
                                 _ => "",
                             })
                             .collect();
-                        d += edit_distance(&lit, s).max(1);
+                        // Bounded, so a huge segment costs no more than a
+                        // normal one.
+                        let s: &str = s;
+                        let head = s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i]);
+                        d += edit_distance(&lit, head).max(1);
                     }
                 }
                 (Some(p), None) => d += p.len().max(1) * 4,
@@ -261,20 +273,104 @@ pub fn percent_encode(v: &str, keep: &[u8]) -> String {
     out
 }
 
-fn match_pieces(pieces: &[Piece], s: &str) -> bool {
+/// Decodes `%XX` escapes into bytes; a `%` not followed by two hex digits
+/// stays as written.
+fn percent_decode_bytes(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let escaped = (s[i] == b'%')
+            .then(|| Some(hex(*s.get(i + 1)?)? << 4 | hex(*s.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes (text that is not UTF-8 is replaced).
+pub fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s.as_bytes())).into_owned()
+}
+
+/// The path without empty segments (doubled or trailing slashes) and with
+/// its escapes decoded.
+fn loose_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.push_str(&percent_decode(seg));
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Why a raw path must not be sent upstream with cpixd's credentials, if
+/// it must not: a segment that is `.` or `..` (also percent-encoded, also
+/// with a `;parameter`), or that holds a slash, a backslash or a control
+/// character once decoded. Up to three rounds of decoding are looked
+/// through, so double-encoded spellings (`%252e%252e`) are caught too.
+pub fn unsafe_path(path: &str) -> Option<&'static str> {
+    for segment in path.split('/') {
+        let mut cur = segment.as_bytes().to_vec();
+        for _ in 0..4 {
+            if cur.contains(&b'\\') {
+                return Some("a backslash in a path segment");
+            }
+            if cur.iter().any(|&b| b < 0x20 || b == 0x7f) {
+                return Some("a control character in a path segment");
+            }
+            let name = cur.split(|&b| b == b';').next().unwrap_or_default();
+            if name == b"." || name == b".." {
+                return Some("a dot segment (. or ..)");
+            }
+            let next = percent_decode_bytes(&cur);
+            if next.contains(&b'/') {
+                return Some("an encoded slash in a path segment");
+            }
+            if next == cur {
+                break;
+            }
+            cur = next;
+        }
+    }
+    None
+}
+
+/// `s` without the prefix `p`, compared exactly or ignoring ASCII case.
+fn strip<'s>(s: &'s str, p: &str, fold: bool) -> Option<&'s str> {
+    if fold {
+        let head = s.get(..p.len())?;
+        head.eq_ignore_ascii_case(p).then(|| &s[p.len()..])
+    } else {
+        s.strip_prefix(p)
+    }
+}
+
+fn match_pieces(pieces: &[Piece], s: &str, fold: bool) -> bool {
     match pieces.split_first() {
         None => s.is_empty(),
-        Some((Piece::Lit(l), rest)) => s
-            .strip_prefix(l.as_str())
-            .is_some_and(|r| match_pieces(rest, r)),
-        Some((Piece::Alt(alts), rest)) => alts.iter().any(|a| {
-            s.strip_prefix(a.as_str())
-                .is_some_and(|r| match_pieces(rest, r))
-        }),
+        Some((Piece::Lit(l), rest)) => {
+            strip(s, l, fold).is_some_and(|r| match_pieces(rest, r, fold))
+        }
+        Some((Piece::Alt(alts), rest)) => alts
+            .iter()
+            .any(|a| strip(s, a, fold).is_some_and(|r| match_pieces(rest, r, fold))),
         // Longest first, so `{asset}.{format}` splits on the last dot.
         Some((Piece::Param(_), rest)) => (1..=s.len())
             .rev()
-            .any(|end| s.is_char_boundary(end) && match_pieces(rest, &s[end..])),
+            .any(|end| s.is_char_boundary(end) && match_pieces(rest, &s[end..], fold)),
     }
 }
 
@@ -301,6 +397,8 @@ pub struct Route {
     pub operations: Vec<usize>,
     /// The most cautious replay class of those operations.
     pub retry: Retry,
+    /// True when any of those operations is a credential operation.
+    pub credential: bool,
     rank: Vec<u8>,
 }
 
@@ -325,7 +423,8 @@ pub struct Resolved<'a> {
 
 impl Catalogue {
     /// Parses a route table (comment lines start with `#`; a header line;
-    /// tab-separated `group operation method host path body retry`).
+    /// tab-separated `group operation method host path body retry
+    /// credential`).
     pub fn parse(platform: &'static str, tsv: &str) -> Result<Catalogue, String> {
         let mut operations: Vec<Operation> = Vec::new();
         let mut header_seen = false;
@@ -345,6 +444,7 @@ impl Catalogue {
                         "path",
                         "body",
                         "retry",
+                        "credential",
                     ]
                 {
                     return Err(at("expected the header line".into()));
@@ -352,8 +452,13 @@ impl Catalogue {
                 header_seen = true;
                 continue;
             }
-            let [group, name, method, host, path, body, retry] = cols[..] else {
-                return Err(at(format!("{} columns, expected 7", cols.len())));
+            let [group, name, method, host, path, body, retry, credential] = cols[..] else {
+                return Err(at(format!("{} columns, expected 8", cols.len())));
+            };
+            let credential = match credential {
+                "yes" => true,
+                "no" => false,
+                other => return Err(at(format!("credential {other:?} is not yes or no"))),
             };
             let method = Method::from_bytes(method.as_bytes()).map_err(|e| at(e.to_string()))?;
             let retry = match retry {
@@ -377,6 +482,7 @@ impl Catalogue {
                 path,
                 body: body.to_owned(),
                 retry,
+                credential,
             });
         }
         let mut routes: Vec<Route> = Vec::new();
@@ -388,12 +494,14 @@ impl Catalogue {
                 Some(r) => {
                     routes[r].operations.push(i);
                     routes[r].retry = routes[r].retry.min(op.retry);
+                    routes[r].credential |= op.credential;
                 }
                 None => {
                     keys.push(key);
                     routes.push(Route {
                         operations: vec![i],
                         retry: op.retry,
+                        credential: op.credential,
                         rank: t.rank(),
                     });
                 }
@@ -433,11 +541,22 @@ impl Catalogue {
     /// several fit (fixed segments before parameters, left to right). HEAD
     /// falls back to GET where no HEAD is documented.
     pub fn resolve(&self, method: &Method, path: &str) -> Option<Resolved<'_>> {
+        self.resolve_as(method, path, false)
+    }
+
+    /// [`Catalogue::resolve`] for the path as a lenient upstream may read
+    /// it: ASCII case ignored, empty segments dropped, escapes of plain
+    /// characters decoded.
+    pub fn resolve_loosely(&self, method: &Method, path: &str) -> Option<Resolved<'_>> {
+        self.resolve_as(method, &loose_path(path), true)
+    }
+
+    fn resolve_as(&self, method: &Method, path: &str, fold: bool) -> Option<Resolved<'_>> {
         let find = |m: &Method| {
             self.routes
                 .iter()
                 .filter(|r| self.operations[r.operations[0]].method == *m)
-                .filter(|r| self.template(r).matches(path))
+                .filter(|r| self.template(r).matches_as(path, fold))
                 .max_by(|a, b| a.rank.cmp(&b.rank))
         };
         let route = find(method).or_else(|| {
