@@ -357,8 +357,8 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
     match runtime.block_on(crate::server::run(config, gateway)) {
         Ok(()) => Ok(0),
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            // Once, through the log (which writes to standard error).
+            tracing::error!("cannot serve: {e}");
             Ok(1)
         }
     }
@@ -367,28 +367,40 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
 /// Runs `cpixd config check`.
 pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
     let text = std::fs::read_to_string(file).map_err(io_err(file.display().to_string()))?;
-    let result = crate::config::parse_file(&text).and_then(|mut f| {
-        let env = crate::config::process_env();
-        let env_errors = crate::config::apply_env(&mut f, &env);
-        if !env_errors.is_empty() {
-            return Err(crate::config::ConfigErrors(env_errors));
-        }
-        // The gateway's problems are reported together with the rest.
-        let gateway =
-            crate::proxy::Gateway::from_config(f.gateway.as_ref(), f.platforms.as_ref(), &env);
-        let mut errors = Vec::new();
-        let config = crate::config::validate(f, &Default::default())
-            .map_err(|e| errors.extend(e.0))
-            .ok();
-        let platforms = gateway
-            .map_err(|e| errors.extend(e))
-            .ok()
-            .map(|g| g.platforms().len());
-        match (config, platforms) {
-            (Some(c), Some(n)) => Ok((c, n)),
-            _ => Err(crate::config::ConfigErrors(errors)),
-        }
-    });
+    let result = crate::config::access::check_config_file(file, &text)
+        .map_err(|e| crate::config::ConfigErrors(vec![e]))
+        .and_then(|()| crate::config::parse_file(&text))
+        .and_then(|mut f| {
+            let env = crate::config::process_env();
+            let env_errors = crate::config::apply_env(&mut f, &env);
+            if !env_errors.is_empty() {
+                return Err(crate::config::ConfigErrors(env_errors));
+            }
+            // The gateway's problems are reported together with the rest.
+            let gateway =
+                crate::proxy::Gateway::from_config(f.gateway.as_ref(), f.platforms.as_ref(), &env);
+            let mut errors = Vec::new();
+            let config = crate::config::validate(f, &Default::default())
+                .map_err(|e| errors.extend(e.0))
+                .ok();
+            let platforms = gateway
+                .map_err(|e| errors.extend(e))
+                .ok()
+                .map(|g| g.platforms().len());
+            // What `serve` would refuse beyond the file itself.
+            if let Some(c) = &config {
+                errors.extend(crate::config::preflight(c, &env));
+                if let Some(t) = &c.tls {
+                    if let Err(e) = crate::server::tls_config(&t.cert_file, &t.key_file) {
+                        errors.push(format!("tls: {e}"));
+                    }
+                }
+            }
+            match (config, platforms) {
+                (Some(c), Some(n)) if errors.is_empty() => Ok((c, n)),
+                _ => Err(crate::config::ConfigErrors(errors)),
+            }
+        });
     match result {
         Ok((c, platforms)) => {
             println!(

@@ -109,6 +109,15 @@ pub struct StoredKey {
     pub iv: Option<[u8; 16]>,
 }
 
+/// What [`KeyStore::get_or_create`] hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// Every key of the batch, in request order.
+    pub keys: Vec<StoredKey>,
+    /// How many of them this call created (0: all existed).
+    pub created: usize,
+}
+
 /// Why the store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -137,8 +146,7 @@ pub enum StoreError {
 pub trait KeyStore: Send + Sync {
     /// Returns every key of `batch` in order, creating the missing ones;
     /// resolves only once the created keys are durable.
-    fn get_or_create(&self, batch: IssueBatch)
-        -> BoxFuture<'_, Result<Vec<StoredKey>, StoreError>>;
+    fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>>;
 
     /// The key of (tenant, KID), if issued.
     fn get(&self, tenant: &str, kid: KeyId) -> Result<Option<StoredKey>, StoreError>;
@@ -146,6 +154,10 @@ pub trait KeyStore: Send + Sync {
     /// Metadata of a tenant's keys, optionally only those of one content id,
     /// ordered by KID.
     fn list(&self, tenant: &str, content_id: Option<&str>) -> Result<Vec<KeyMeta>, StoreError>;
+
+    /// Ok while the store can commit new keys; the reason otherwise
+    /// (`/readyz`).
+    fn ready(&self) -> Result<(), StoreError>;
 }
 
 /// Current time in milliseconds since the Unix epoch.

@@ -178,7 +178,7 @@ fn keys_list_and_show_reveal_only_on_request() {
                 }],
             }))
             .unwrap();
-        k[0].key.clone()
+        k.keys[0].key.clone()
     };
     let hex: String = key.expose().iter().map(|b| format!("{b:02x}")).collect();
     let list = cpixd(

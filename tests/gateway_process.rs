@@ -19,9 +19,13 @@ use std::time::Duration;
 
 const GIB: u64 = 1 << 30;
 
+/// Writes a configuration file readable by its owner only (it holds
+/// platform secrets inline).
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     p
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::http::{send, Resp};
-use common::server::{config_toml, TestServer, ACME_KEY, ACME_USER, GLOBEX_KEY};
+use common::server::{config_toml, TestServer, ACME_KEY, ACME_USER, GLOBEX_KEY, METRICS_AUTH};
 use cpixd::cpix;
 use std::time::{Duration, Instant};
 
@@ -199,7 +199,13 @@ async fn every_endpoint_answers() {
         let r = send("GET", &s.url(path), &[], vec![]).await;
         assert_eq!(r.status, 200, "{path}");
     }
-    let m = send("GET", &s.url("/metrics"), &[], vec![]).await;
+    // The metrics name every tenant: closed without the scraper's token.
+    for auth in [vec![], acme(), vec![("authorization", "Bearer wrong")]] {
+        let m = send("GET", &s.url("/metrics"), &auth, vec![]).await;
+        assert_eq!(m.status, 401, "{auth:?}");
+        assert!(!m.text().contains("acme"));
+    }
+    let m = send("GET", &s.url("/metrics"), &[METRICS_AUTH], vec![]).await;
     assert_eq!(m.status, 200);
     let text = m.text();
     assert!(
@@ -449,10 +455,12 @@ async fn https_with_a_pem_certificate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let conns = state.connections.clone();
     let task = tokio::spawn(cpixd::server::serve(
         listener,
         cpixd::server::router(state),
         Some(tls),
+        conns,
         async {
             let _ = rx.await;
         },

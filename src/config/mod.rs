@@ -4,6 +4,8 @@
 //! when no file is given (data in `./cpixd-data`, a generated master key and
 //! one tenant `default` with a generated API key).
 
+pub mod access;
+
 use crate::crypto::x509::CertPolicy;
 use crate::crypto::{sha256_hex, MasterKey, OsRandom, SecureRandom};
 use crate::drm::{self, DrmSettings};
@@ -45,6 +47,8 @@ pub struct FileConfig {
     pub gateway: Option<toml::Table>,
     /// Upstream video platforms (`[platforms.<name>]`).
     pub platforms: Option<toml::Table>,
+    /// Who may read `/metrics`.
+    pub metrics: access::MetricsConfig,
 }
 
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
@@ -94,6 +98,14 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
     /// Memory for answers to repeated requests (0 disables the cache).
     pub response_cache_bytes: usize,
+    /// Most client connections open at once; at the cap, the connection
+    /// idle the longest is closed for a new one.
+    pub max_connections: usize,
+    /// Longest a connection may take to send a request head, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Longest a keep-alive connection may stay idle between requests, in
+    /// seconds.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -105,6 +117,9 @@ impl Default for LimitsConfig {
             max_xml_elements: xml.max_elements,
             request_timeout_secs: 30,
             response_cache_bytes: 16 << 20,
+            max_connections: 10_000,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -142,6 +157,8 @@ pub struct TenantConfig {
     pub basic: Vec<BasicUser>,
     /// DRM signalling settings of this tenant.
     pub drm: DrmSettings,
+    /// The Ateme/Anevia GET without credentials.
+    pub anevia: access::AneviaConfig,
 }
 
 /// One HTTP Basic user.
@@ -166,6 +183,8 @@ pub struct Tenant {
     pub basic: Vec<(String, [u8; 32])>,
     /// DRM settings.
     pub drm: DrmSettings,
+    /// Client addresses whose Ateme/Anevia GETs need no credentials.
+    pub anevia_allow_from: Vec<access::IpRange>,
 }
 
 /// The configuration the server runs with.
@@ -196,6 +215,8 @@ pub struct Config {
     pub env: BTreeMap<String, String>,
     /// True when running on the embedded default (no configuration file).
     pub embedded_default: bool,
+    /// Who may read `/metrics`.
+    pub metrics: access::MetricsAccess,
 }
 
 /// Every problem found in a configuration, each with its key path.
@@ -263,6 +284,12 @@ pub fn apply_env(file: &mut FileConfig, env: &BTreeMap<String, String>) -> Vec<S
     }
     if let Some(v) = env.get("CPIXD_LOG_FORMAT") {
         file.log.format = v.clone();
+    }
+    if let Some(v) = env.get("CPIXD_METRICS_LISTEN") {
+        file.metrics.listen = Some(v.clone());
+    }
+    if let Some(v) = env.get("CPIXD_METRICS_TOKEN_SHA256") {
+        file.metrics.token_sha256 = Some(v.clone());
     }
     errors
 }
@@ -345,9 +372,19 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
     if l.max_xml_elements == 0 {
         errors.push("limits.max_xml_elements: must be positive".into());
     }
-    if l.request_timeout_secs == 0 {
-        errors.push("limits.request_timeout_secs: must be positive".into());
+    for (name, v) in [
+        ("request_timeout_secs", l.request_timeout_secs),
+        ("header_read_timeout_secs", l.header_read_timeout_secs),
+        ("idle_timeout_secs", l.idle_timeout_secs),
+    ] {
+        if v == 0 {
+            errors.push(format!("limits.{name}: must be positive"));
+        }
     }
+    if l.max_connections < 16 {
+        errors.push("limits.max_connections: at least 16".into());
+    }
+    let metrics = validate_metrics(&file.metrics, listen, &mut errors);
     for (name, p) in [
         ("delivery.speke", &file.delivery.speke),
         ("delivery.cpix", &file.delivery.cpix),
@@ -401,8 +438,17 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
                 )),
             }
         }
-        if t.api_key_sha256.is_empty() && t.basic.is_empty() {
-            errors.push(format!("{path}: no credentials (api_key_sha256 or basic)"));
+        let mut anevia_allow_from = Vec::new();
+        for (j, r) in t.anevia.allow_from.iter().enumerate() {
+            match access::IpRange::parse(r) {
+                Ok(r) => anevia_allow_from.push(r),
+                Err(e) => errors.push(format!("{path}.anevia.allow_from[{j}]: {e}")),
+            }
+        }
+        if t.api_key_sha256.is_empty() && t.basic.is_empty() && t.anevia.allow_from.is_empty() {
+            errors.push(format!(
+                "{path}: no credentials (api_key_sha256, basic or anevia.allow_from)"
+            ));
         }
         check_drm(&format!("{path}.drm"), &t.drm, &mut errors);
         tenants.push(Tenant {
@@ -410,6 +456,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
             api_key_hashes,
             basic,
             drm: t.drm.clone(),
+            anevia_allow_from,
         });
     }
     let all_users: Vec<&str> = file
@@ -447,7 +494,42 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         platforms: file.platforms,
         env: BTreeMap::new(),
         embedded_default: false,
+        metrics,
     })
+}
+
+fn validate_metrics(
+    m: &access::MetricsConfig,
+    listen: SocketAddr,
+    errors: &mut Vec<String>,
+) -> access::MetricsAccess {
+    let token_hash = m.token_sha256.as_deref().and_then(|h| {
+        parse_hash(h).or_else(|| {
+            errors.push("metrics.token_sha256: not 64 hex digits (use `cpixd hash-secret`)".into());
+            None
+        })
+    });
+    let metrics_listen = m
+        .listen
+        .as_deref()
+        .and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) if addr == listen => {
+                errors.push(format!(
+                    "metrics.listen: {a:?} is the main listen address; give another one"
+                ));
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push(format!("metrics.listen: not host:port: {a:?}"));
+                None
+            }
+        });
+    access::MetricsAccess {
+        token_hash,
+        listen: metrics_listen,
+        public: m.public,
+    }
 }
 
 /// Environment variables as a map.
@@ -465,6 +547,7 @@ pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| ConfigErrors(vec![format!("{}: {e}", p.display())]))?;
+            access::check_config_file(p, &text).map_err(|e| ConfigErrors(vec![e]))?;
             parse_file(&text)?
         }
         None => FileConfig::default(),
@@ -499,7 +582,7 @@ pub fn default_api_key_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Creates `dir` (mode 0700) if needed.
-fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
         set_mode(dir, 0o700)?;
@@ -632,6 +715,45 @@ pub fn load_keyring_with_env(
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let keys = parse_master_keys(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Keyring::new(keys).map_err(|e| e.to_string())
+}
+
+/// What `serve` would refuse that [`validate`] does not look at: the master
+/// key (file or `CPIXD_MASTER_KEY`) and the data directory. Nothing is
+/// created.
+pub fn preflight(config: &Config, env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut errors = Vec::new();
+    if config.data_dir.exists() && !config.data_dir.is_dir() {
+        errors.push(format!(
+            "data_dir: {} is not a directory",
+            config.data_dir.display()
+        ));
+    }
+    if let Some(b64) = env.get("CPIXD_MASTER_KEY") {
+        if let Err(e) = parse_master_keys(b64) {
+            errors.push(format!("CPIXD_MASTER_KEY: {e}"));
+        }
+        return errors;
+    }
+    let default = config.data_dir.join("master.key");
+    let path = config.master_key_file.clone().unwrap_or(default.clone());
+    if !path.exists() {
+        if !(config.embedded_default || path == default) {
+            errors.push(format!(
+                "master_key_file: {} does not exist; a master key is generated only at the \
+                 default path {} (leave master_key_file unset to use it)",
+                path.display(),
+                default.display()
+            ));
+        }
+        return errors;
+    }
+    let read = check_secret_file_mode(&path)
+        .and_then(|()| std::fs::read_to_string(&path).map_err(|e| e.to_string()))
+        .and_then(|text| parse_master_keys(&text).map(drop));
+    if let Err(e) = read {
+        errors.push(format!("master_key_file: {}: {e}", path.display()));
+    }
+    errors
 }
 
 /// `cpixd hash-secret`: the hex SHA-256 of a secret (trailing newline removed).
@@ -861,7 +983,7 @@ id = "empty"
 
     #[test]
     fn the_example_file_documents_every_key() {
-        let text = include_str!("../cpixd.example.toml");
+        let text = include_str!("../../cpixd.example.toml");
         // The example itself is a valid configuration.
         validate(parse_file(text).unwrap(), &Overrides::default()).unwrap();
         // Every field of every configuration table, with every optional
@@ -884,10 +1006,18 @@ id = "empty"
                 api_key_sha256: vec!["x".into()],
                 basic: vec![BasicUser::default()],
                 drm,
+                anevia: access::AneviaConfig {
+                    allow_from: vec!["x".into()],
+                },
             }],
             delivery: DeliveryConfig::default(),
             gateway: Some(toml::Table::new()),
             platforms: Some(toml::Table::new()),
+            metrics: access::MetricsConfig {
+                token_sha256: Some("x".into()),
+                listen: Some("x".into()),
+                public: false,
+            },
         };
         let mut paths = Vec::new();
         key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);

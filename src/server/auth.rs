@@ -3,11 +3,16 @@
 //! hashes, compared in constant time against every tenant (Basic user names
 //! too). 401 without or with wrong credentials, and for an `X-Api-Key`
 //! without `X-Tenant-Id`; 403 when valid credentials name another tenant.
+//! The KMS endpoints also take the tenant from a `tenantId` query parameter
+//! (the URLs the Cloud Video Kit settings hand to packagers), and the
+//! Ateme/Anevia GET, whose origins cannot send headers, can be opened per
+//! tenant to client addresses (`[tenant.anevia] allow_from`).
 
 use super::error::ApiError;
 use crate::config::Tenant;
 use crate::crypto::{ct_eq, sha256};
 use axum::http::{header, HeaderMap, StatusCode};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Header carrying the API key.
@@ -46,15 +51,81 @@ fn find<'a, T>(
 
 /// Authenticates a request against the configured tenants.
 pub fn authenticate(tenants: &[Arc<Tenant>], headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let named = headers
+    authenticate_as(tenants, headers, None)
+}
+
+/// The tenant a request names: `X-Tenant-Id`, else the `tenantId` query
+/// parameter.
+fn named_tenant(headers: &HeaderMap, query_tenant: Option<&str>) -> Option<String> {
+    headers
         .get(TENANT_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_owned())
-        .filter(|t| !t.is_empty());
+        .or_else(|| query_tenant.map(|t| t.trim().to_owned()))
+        .filter(|t| !t.is_empty())
+}
+
+/// The `tenantId` parameter of a raw query string, if any.
+pub fn query_tenant(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "tenantId").then(|| crate::proxy::routes::percent_decode(v))
+    })
+}
+
+/// True when the request carries credentials of its own.
+fn has_credentials(headers: &HeaderMap) -> bool {
+    headers.contains_key(API_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION)
+}
+
+/// Authenticates an Ateme/Anevia GET: by its credentials when it sends
+/// some, otherwise by its address, for a tenant that opened the endpoint
+/// to it (`[tenant.anevia] allow_from`). When several tenants allow the
+/// address, the request must name one (`X-Tenant-Id` or `tenantId`).
+pub fn authenticate_anevia(
+    tenants: &[Arc<Tenant>],
+    headers: &HeaderMap,
+    query_tenant: Option<&str>,
+    peer: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    if has_credentials(headers) {
+        return authenticate_as(tenants, headers, query_tenant);
+    }
+    let refused = || {
+        unauthorized(
+            "missing credentials: send X-Api-Key and X-Tenant-Id, or HTTP Basic \
+             (or allow this origin's address in [tenant.anevia] allow_from)",
+        )
+    };
+    let peer = peer.ok_or_else(refused)?;
+    let named = named_tenant(headers, query_tenant);
+    let mut open = tenants.iter().filter(|t| {
+        named.as_ref().is_none_or(|n| *n == t.id)
+            && t.anevia_allow_from.iter().any(|n| n.contains(&peer))
+    });
+    match (open.next(), open.next()) {
+        (Some(t), None) => Ok(Principal {
+            tenant: t.clone(),
+            requester: format!("anevia:{peer}"),
+        }),
+        (Some(_), Some(_)) => Err(unauthorized(
+            "several tenants accept Anevia requests from this address: name one with X-Tenant-Id or ?tenantId=",
+        )),
+        (None, _) => Err(refused()),
+    }
+}
+
+/// [`authenticate`], with the tenant also named by a query parameter.
+pub fn authenticate_as(
+    tenants: &[Arc<Tenant>],
+    headers: &HeaderMap,
+    query_tenant: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let named = named_tenant(headers, query_tenant);
     let (tenant, requester) = if let Some(key) = headers.get(API_KEY_HEADER) {
         // An API key is only half of the credentials: the tenant must be named.
         if named.is_none() {
             return Err(unauthorized(
-                "missing X-Tenant-Id header: X-Api-Key must be sent with X-Tenant-Id",
+                "missing X-Tenant-Id header: X-Api-Key must be sent with X-Tenant-Id (or ?tenantId=)",
             ));
         }
         let digest = sha256(key.as_bytes());
@@ -122,12 +193,14 @@ mod tests {
                 api_key_hashes: vec![sha256(b"key-a")],
                 basic: vec![("alice".into(), sha256(b"pw-a"))],
                 drm: DrmSettings::default(),
+                anevia_allow_from: vec![],
             }),
             Arc::new(Tenant {
                 id: "b".into(),
                 api_key_hashes: vec![sha256(b"key-b")],
                 basic: vec![],
                 drm: DrmSettings::default(),
+                anevia_allow_from: vec![],
             }),
         ]
     }

@@ -21,8 +21,8 @@ pub struct Cached {
     pub content_id: String,
     /// SPEKE 2 headers?
     pub v2: bool,
-    /// The `X-Speke-Version` to echo.
-    pub version: String,
+    /// The `X-Speke-Version` to echo (SPEKE 2 answers only).
+    pub version: Option<String>,
 }
 
 impl Cached {
@@ -150,7 +150,7 @@ mod tests {
             keys: 1,
             content_id: "c".into(),
             v2: true,
-            version: "2.0".into(),
+            version: Some("2.0".into()),
         }
     }
 

@@ -4,10 +4,11 @@
 //! authenticated, bounded, parsed and validated before the store is asked
 //! for keys, so a refused request writes nothing.
 
-use super::auth::{authenticate, Principal};
+use super::auth::{authenticate_anevia, authenticate_as, query_tenant, Principal};
 use super::cache::{Cached, ResponseCache};
 use super::error::{header_text, plain, ApiError};
 use super::AppState;
+use crate::config::Tenant;
 use crate::cpix::xml::{Element, Ns};
 use crate::cpix::{ContentKey, Document, DrmSystem, List, Signal};
 use crate::crypto::x509::CertCache;
@@ -18,9 +19,11 @@ use crate::speke::{
     self, FillContext, IssuedKey, KeySourceError, SpekeError, SpekeRequest, SpekeVersion,
 };
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use zeroize::Zeroizing;
@@ -60,6 +63,8 @@ struct Outcome {
     status: StatusCode,
     response: Response,
     keys: usize,
+    /// Keys this request created (0 when every key existed).
+    created: usize,
     content_id: Option<String>,
     detail: Option<String>,
 }
@@ -83,6 +88,7 @@ fn speke_error(err: SpekeError, v2: bool, version_header: Option<&str>) -> Outco
         status,
         response,
         keys: 0,
+        created: 0,
         content_id: None,
         detail,
     }
@@ -94,6 +100,7 @@ fn api_error(err: ApiError) -> Outcome {
         detail: Some(err.message.clone()),
         response: err.into_response(),
         keys: 0,
+        created: 0,
         content_id: None,
     }
 }
@@ -198,27 +205,58 @@ fn store_error(e: StoreError) -> SpekeError {
     })
 }
 
-/// Gets the keys of a validated request from the store and writes the
-/// response document.
-async fn issue(
-    state: &AppState,
-    ep: Endpoint,
-    who: &Principal,
-    mut req: SpekeRequest,
-) -> Result<(String, usize, String), SpekeError> {
-    // The generic CPIX endpoint speaks DASH-IF; the SPEKE ones speak AWS.
+/// A request answered with keys.
+struct IssuedResponse {
+    xml: String,
+    keys: usize,
+    created: usize,
+    content_id: String,
+}
+
+/// Why a validated request got no keys.
+enum IssueError {
+    Speke(SpekeError),
+    Api(ApiError),
+}
+
+impl From<SpekeError> for IssueError {
+    fn from(e: SpekeError) -> Self {
+        IssueError::Speke(e)
+    }
+}
+
+impl From<ApiError> for IssueError {
+    fn from(e: ApiError) -> Self {
+        IssueError::Api(e)
+    }
+}
+
+/// The fill context of an endpoint: the generic CPIX endpoint speaks
+/// DASH-IF, the SPEKE ones speak AWS.
+fn fill_context<'a>(state: &'a AppState, ep: Endpoint, tenant: &'a Tenant) -> FillContext<'a> {
     let (cert_policy, mac_layout) = match ep {
         Endpoint::Cpix => (state.config.delivery.cpix, MacLayout::DashIf),
         _ => (state.config.delivery.speke, MacLayout::Aws),
     };
-    let ctx = FillContext {
-        settings: &who.tenant.drm,
+    FillContext {
+        settings: &tenant.drm,
         rng: &*state.rng,
         cert_policy,
         mac_layout,
         certs: CertCache::shared(),
-    };
-    let requests = speke::key_requests(&mut req, &ctx)?;
+    }
+}
+
+/// Gets the keys of a validated request from the store and writes the
+/// response document; `heavy` requests are filled off the async workers.
+async fn issue(
+    state: &Arc<AppState>,
+    ep: Endpoint,
+    who: &Principal,
+    mut req: SpekeRequest,
+    heavy: bool,
+) -> Result<IssuedResponse, IssueError> {
+    let requests = speke::key_requests(&mut req, &fill_context(state, ep, &who.tenant))?;
     let batch = IssueBatch {
         tenant: who.tenant.id.clone(),
         content_id: req.content_id.to_string(),
@@ -231,7 +269,9 @@ async fn issue(
         .get_or_create(batch)
         .await
         .map_err(store_error)?;
+    let created = stored.created;
     let issued: Vec<IssuedKey> = stored
+        .keys
         .into_iter()
         .map(|s| IssuedKey {
             kid: s.meta.kid,
@@ -239,35 +279,85 @@ async fn issue(
             iv: s.iv,
         })
         .collect();
-    speke::fill_with(&mut req, &requests, &issued, &ctx)?;
-    Ok((
-        speke::write_response(&req),
-        issued.len(),
-        req.content_id.to_string(),
-    ))
+    let (state2, tenant) = (state.clone(), who.tenant.clone());
+    let written = cpu(state, heavy, move || {
+        let ctx = fill_context(&state2, ep, &tenant);
+        speke::fill_with(&mut req, &requests, &issued, &ctx)?;
+        Ok::<_, SpekeError>(IssuedResponse {
+            xml: speke::write_response(&req),
+            keys: issued.len(),
+            created,
+            content_id: req.content_id.to_string(),
+        })
+    })
+    .await??;
+    Ok(written)
+}
+
+/// How an endpoint picks the profile of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// Known from the endpoint and the header.
+    Fixed(SpekeVersion),
+    /// `/speke2` without `X-Speke-Version`: from the document's
+    /// `CPIX@version` ([`SpekeVersion::for_unlabelled_speke2`]).
+    ByDocument,
 }
 
 /// The profile an endpoint answers a request under: `/speke` is SPEKE 1.0,
-/// `/speke2` SPEKE 2.0 unless the header says 2.1, `/copyProtection` follows
+/// `/speke2` follows the header (2.0 or 2.1) or, without one, the document
+/// (CPIX 2.0–2.2 generic, otherwise SPEKE 2.0), `/copyProtection` follows
 /// the header (none = 1.0), and `/cpix` is generic CPIX unless a SPEKE
 /// version header is sent.
-fn version_for(ep: Endpoint, header: Option<&str>) -> Result<SpekeVersion, SpekeError> {
+fn profile_for(ep: Endpoint, header: Option<&str>) -> Result<Profile, SpekeError> {
     match (ep, header) {
-        (Endpoint::Speke, None) => Ok(SpekeVersion::V1_0),
+        (Endpoint::Speke, None) => Ok(Profile::Fixed(SpekeVersion::V1_0)),
         (Endpoint::Speke, Some(h)) => match SpekeVersion::from_header(Some(h))? {
-            SpekeVersion::V1_0 => Ok(SpekeVersion::V1_0),
+            SpekeVersion::V1_0 => Ok(Profile::Fixed(SpekeVersion::V1_0)),
             _ => Err(SpekeError::BadRequest(
                 "this endpoint speaks SPEKE 1.0; send SPEKE 2 requests to /kms/v1/speke2 or /kms/v1/copyProtection".into(),
             )),
         },
-        (Endpoint::Speke2, None) => Ok(SpekeVersion::V2_0),
-        (Endpoint::Cpix, None) => Ok(SpekeVersion::Cpix),
-        (_, h) => SpekeVersion::from_header(h),
+        (Endpoint::Speke2, None) => Ok(Profile::ByDocument),
+        (Endpoint::Cpix, None) => Ok(Profile::Fixed(SpekeVersion::Cpix)),
+        (_, h) => SpekeVersion::from_header(h).map(Profile::Fixed),
     }
 }
 
-async fn speke_request(
+/// Bodies above this size are parsed and filled on the blocking pool, a
+/// few at a time, so that a large document never holds an async worker
+/// (and with it `/healthz` and every other request) for long.
+const HEAVY_BODY_BYTES: usize = 64 << 10;
+
+/// Runs `f` inline for ordinary requests and on the blocking pool, under
+/// the heavy-work permits, for large ones.
+async fn cpu<T: Send + 'static>(
     state: &AppState,
+    heavy: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if !heavy {
+        return Ok(f());
+    }
+    let busy = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down",
+        )
+    };
+    let _permit = state.heavy_work.acquire().await.map_err(|_| busy())?;
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("request task failed: {e}"),
+        )
+    })
+}
+
+async fn speke_request(
+    state: &Arc<AppState>,
     ep: Endpoint,
     who: &Principal,
     headers: &HeaderMap,
@@ -277,11 +367,16 @@ async fn speke_request(
         .get(SPEKE_VERSION)
         .map(|v| v.to_str().unwrap_or("?").to_owned());
     let vh = version_header.as_deref();
-    let version = match version_for(ep, vh) {
-        Ok(v) => v,
-        Err(e) => return speke_error(e, vh.is_some() || ep == Endpoint::Speke2, vh),
+    // SPEKE 2 endpoints answer refusals with 422 and the SPEKE 2 headers.
+    let v2_endpoint = vh.is_some() || ep == Endpoint::Speke2;
+    let profile = match profile_for(ep, vh) {
+        Ok(p) => p,
+        Err(e) => return speke_error(e, v2_endpoint, vh),
     };
-    let v2_hint = version.is_v2();
+    let v2_hint = match profile {
+        Profile::Fixed(v) => v.is_v2(),
+        Profile::ByDocument => true,
+    };
     if let Err(e) = check_content_type(headers) {
         return api_error(e);
     }
@@ -293,48 +388,63 @@ async fn speke_request(
     if let Some(hit) = state.responses.get(&cache_key) {
         return Outcome {
             status: StatusCode::OK,
-            response: xml_ok(hit.body_bytes(), hit.v2, Some(&hit.version)),
+            response: xml_ok(hit.body_bytes(), hit.v2, hit.version.as_deref()),
             keys: hit.keys,
+            created: 0,
             content_id: Some(hit.content_id),
             detail: None,
         };
     }
-    let parsed = speke::parse_request(&body, version, &state.xml_limits);
+    let heavy = body.len() > HEAVY_BODY_BYTES;
+    let limits = state.xml_limits;
+    let parsed = cpu(state, heavy, move || match profile {
+        Profile::Fixed(v) => speke::parse_request(&body, v, &limits),
+        Profile::ByDocument => speke::parse_unlabelled_speke2(&body, &limits),
+    })
+    .await;
     let req = match parsed {
-        Ok(r) => r,
-        Err(e) => return speke_error(e, v2_hint, vh),
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return speke_error(e, v2_hint, vh),
+        Err(e) => return api_error(e),
     };
+    // Refusals keep the endpoint's status family; the SPEKE 2 headers (and
+    // the echoed version) go with SPEKE 2 answers.
     let v2 = req.version.is_v2();
-    let echo = vh
-        .map(str::to_owned)
-        .unwrap_or_else(|| req.version.as_str().to_owned());
+    let status_v2 = v2 || v2_endpoint;
+    let echo: Option<String> = if v2 {
+        Some(vh.map_or_else(|| req.version.as_str().to_owned(), str::to_owned))
+    } else {
+        None
+    };
     let cacheable = req.doc.recipients().is_empty();
-    match issue(state, ep, who, req).await {
-        Ok((xml, keys, content_id)) => {
+    match issue(state, ep, who, req, heavy).await {
+        Ok(issued) => {
             let body = if cacheable {
                 let cached = Cached {
-                    body: Arc::new(Zeroizing::new(xml.into_bytes())),
-                    keys,
-                    content_id: content_id.clone(),
-                    v2,
+                    body: Arc::new(Zeroizing::new(issued.xml.into_bytes())),
+                    keys: issued.keys,
+                    content_id: issued.content_id.clone(),
+                    v2: status_v2,
                     version: echo.clone(),
                 };
                 let body = cached.body_bytes();
                 state.responses.put(cache_key, cached);
                 body
             } else {
-                xml.into_bytes().into()
+                issued.xml.into_bytes().into()
             };
-            let response = xml_ok(body, v2, Some(&echo));
+            let response = xml_ok(body, status_v2, echo.as_deref());
             Outcome {
                 status: StatusCode::OK,
                 response,
-                keys,
-                content_id: Some(content_id),
+                keys: issued.keys,
+                created: issued.created,
+                content_id: Some(issued.content_id),
                 detail: None,
             }
         }
-        Err(e) => speke_error(e, v2, Some(&echo)),
+        Err(IssueError::Speke(e)) => speke_error(e, status_v2, echo.as_deref()),
+        Err(IssueError::Api(e)) => api_error(e),
     }
 }
 
@@ -355,7 +465,8 @@ fn finish(state: &AppState, ep: Endpoint, tenant: &str, started: Instant, o: Out
     state
         .metrics
         .record(ep.name(), tenant, o.status.as_u16(), elapsed, o.keys);
-    let ms = elapsed.as_secs_f64() * 1000.0;
+    // Milliseconds to the microsecond: `0.09`, not `0.08988900000000001`.
+    let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
     let cid = o.content_id.as_deref().unwrap_or("-");
     if o.status.is_server_error() {
         tracing::error!(
@@ -375,6 +486,17 @@ fn finish(state: &AppState, ep: Endpoint, tenant: &str, started: Instant, o: Out
             detail = o.detail.as_deref().unwrap_or(""),
             "request refused"
         );
+    } else if o.created > 0 {
+        tracing::info!(
+            endpoint = ep.name(),
+            tenant,
+            status = o.status.as_u16(),
+            ms,
+            content_id = cid,
+            keys = o.keys,
+            created = o.created,
+            "keys issued"
+        );
     } else {
         tracing::info!(
             endpoint = ep.name(),
@@ -383,25 +505,32 @@ fn finish(state: &AppState, ep: Endpoint, tenant: &str, started: Instant, o: Out
             ms,
             content_id = cid,
             keys = o.keys,
-            "keys issued"
+            "keys served"
         );
     }
     o.response
 }
 
-async fn with_auth<F, Fut>(state: Arc<AppState>, ep: Endpoint, headers: HeaderMap, f: F) -> Response
+/// Runs an authenticated KMS request within the request timeout, then
+/// records and logs it.
+async fn with_auth<F, Fut>(
+    state: Arc<AppState>,
+    ep: Endpoint,
+    who: Result<Principal, ApiError>,
+    f: F,
+) -> Response
 where
-    F: FnOnce(Arc<AppState>, Principal, HeaderMap) -> Fut,
+    F: FnOnce(Arc<AppState>, Principal) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
     let started = Instant::now();
-    let who = match authenticate(&state.tenants, &headers) {
+    let who = match who {
         Ok(p) => p,
         Err(e) => return finish(&state, ep, "-", started, api_error(e)),
     };
     let tenant = who.tenant.id.clone();
     let timeout = std::time::Duration::from_secs(state.config.limits.request_timeout_secs);
-    let outcome = match tokio::time::timeout(timeout, f(state.clone(), who, headers)).await {
+    let outcome = match tokio::time::timeout(timeout, f(state.clone(), who)).await {
         Ok(o) => o,
         Err(_) => api_error(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -413,31 +542,62 @@ where
 }
 
 /// `POST` handler shared by the four SPEKE/CPIX endpoints.
-pub async fn post(state: Arc<AppState>, ep: Endpoint, headers: HeaderMap, body: Body) -> Response {
-    with_auth(state, ep, headers, move |state, who, headers| async move {
+pub async fn post(
+    state: Arc<AppState>,
+    ep: Endpoint,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let who = authenticate_as(
+        &state.tenants,
+        &headers,
+        query_tenant(query.as_deref()).as_deref(),
+    );
+    with_auth(state, ep, who, move |state, who| async move {
         speke_request(&state, ep, &who, &headers, body).await
     })
     .await
 }
 
 /// `POST /kms/v1/speke`
-pub async fn speke_v1(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
-    post(s, Endpoint::Speke, h, b).await
+pub async fn speke_v1(
+    State(s): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    b: Body,
+) -> Response {
+    post(s, Endpoint::Speke, q, h, b).await
 }
 
 /// `POST /kms/v1/speke2`
-pub async fn speke_v2(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
-    post(s, Endpoint::Speke2, h, b).await
+pub async fn speke_v2(
+    State(s): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    b: Body,
+) -> Response {
+    post(s, Endpoint::Speke2, q, h, b).await
 }
 
 /// `POST /kms/v1/cpix`
-pub async fn cpix(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
-    post(s, Endpoint::Cpix, h, b).await
+pub async fn cpix(
+    State(s): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    b: Body,
+) -> Response {
+    post(s, Endpoint::Cpix, q, h, b).await
 }
 
 /// `POST /kms/v1/copyProtection`
-pub async fn copy_protection(State(s): State<Arc<AppState>>, h: HeaderMap, b: Body) -> Response {
-    post(s, Endpoint::CopyProtection, h, b).await
+pub async fn copy_protection(
+    State(s): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    b: Body,
+) -> Response {
+    post(s, Endpoint::CopyProtection, q, h, b).await
 }
 
 /// The SPEKE 1.0 request an Anevia GET stands for: one key, Widevine and
@@ -461,52 +621,59 @@ fn anevia_document(brand: &str, kid: KeyId) -> Document {
 }
 
 /// `GET /kms/v1/cpix-anevia/{brandGuid}/{kid}`: the key of `kid` under the
-/// content id `brandGuid`, as a SPEKE 1.0 response.
+/// content id `brandGuid`, as a SPEKE 1.0 response. Ateme/Anevia origins
+/// that cannot send credentials are let in by address where the tenant
+/// allows it ([`authenticate_anevia`]).
 pub async fn anevia(
     State(state): State<Arc<AppState>>,
     Path((brand, kid)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    with_auth(
-        state,
-        Endpoint::Anevia,
-        headers,
-        move |state, who, _| async move {
-            let bad = |m: String| speke_error(SpekeError::BadRequest(m), false, None);
-            let kid = match KeyId::parse_uuid(&kid) {
-                Ok(k) => k,
-                Err(e) => return bad(format!("kid: {e}")),
-            };
-            let content_id = match ContentId::new(&brand) {
-                Ok(c) => c,
-                Err(e) => return bad(format!("brandGuid: {e}")),
-            };
-            let req = SpekeRequest {
-                version: SpekeVersion::V1_0,
-                doc: anevia_document(&brand, kid),
-                content_id,
-                scheme: None,
-                recipients: Vec::new(),
-            };
-            match issue(&state, Endpoint::Anevia, &who, req).await {
-                Ok((xml, keys, content_id)) => {
-                    let mut response = (StatusCode::OK, xml).into_response();
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/xml; charset=utf-8"),
-                    );
-                    Outcome {
-                        status: StatusCode::OK,
-                        response,
-                        keys,
-                        content_id: Some(content_id),
-                        detail: None,
-                    }
+    let who = authenticate_anevia(
+        &state.tenants,
+        &headers,
+        query_tenant(query.as_deref()).as_deref(),
+        peer.map(|Extension(ConnectInfo(a))| a.ip()),
+    );
+    with_auth(state, Endpoint::Anevia, who, move |state, who| async move {
+        let bad = |m: String| speke_error(SpekeError::BadRequest(m), false, None);
+        let kid = match KeyId::parse_uuid(&kid) {
+            Ok(k) => k,
+            Err(e) => return bad(format!("kid: {e}")),
+        };
+        let content_id = match ContentId::new(&brand) {
+            Ok(c) => c,
+            Err(e) => return bad(format!("brandGuid: {e}")),
+        };
+        let req = SpekeRequest {
+            version: SpekeVersion::V1_0,
+            doc: anevia_document(&brand, kid),
+            content_id,
+            scheme: None,
+            recipients: Vec::new(),
+        };
+        match issue(&state, Endpoint::Anevia, &who, req, false).await {
+            Ok(issued) => {
+                let mut response = (StatusCode::OK, issued.xml).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/xml; charset=utf-8"),
+                );
+                Outcome {
+                    status: StatusCode::OK,
+                    response,
+                    keys: issued.keys,
+                    created: issued.created,
+                    content_id: Some(issued.content_id),
+                    detail: None,
                 }
-                Err(e) => speke_error(e, false, None),
             }
-        },
-    )
+            Err(IssueError::Speke(e)) => speke_error(e, false, None),
+            Err(IssueError::Api(e)) => api_error(e),
+        }
+    })
     .await
 }
 

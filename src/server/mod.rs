@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod connections;
 pub mod error;
 pub mod gateway;
 pub mod kms;
@@ -20,10 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use error::ApiError;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,11 @@ pub struct AppState {
     pub responses: cache::ResponseCache,
     /// The platform gateway.
     pub gateway: Arc<Gateway>,
+    /// Client connections (cap, timeouts, counters).
+    pub connections: Arc<connections::Connections>,
+    /// Permits for large requests parsed and filled on the blocking pool
+    /// (two per core): a burst of them queues instead of taking every CPU.
+    pub heavy_work: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -58,7 +63,14 @@ impl AppState {
             max_elements: config.limits.max_xml_elements,
             ..crate::cpix::Limits::default()
         };
+        let l = &config.limits;
+        let connections = connections::Connections::new(connections::ConnectionLimits {
+            max: l.max_connections,
+            header_read_timeout: Duration::from_secs(l.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+        });
         AppState {
+            connections,
             responses: cache::ResponseCache::new(config.limits.response_cache_bytes),
             tenants: config.tenants.iter().cloned().map(Arc::new).collect(),
             config,
@@ -67,6 +79,9 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             xml_limits,
             gateway,
+            heavy_work: tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 }
@@ -76,7 +91,7 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(axum::extract::State(s): axum::extract::State<Arc<AppState>>) -> Response {
-    match s.store.list("\u{0}readiness-probe", None) {
+    match s.store.ready() {
         Ok(_) => error::plain(StatusCode::OK, "ready\n".into()),
         Err(e) => {
             tracing::error!(error = %e, "key store not ready");
@@ -90,15 +105,63 @@ async fn readyz(axum::extract::State(s): axum::extract::State<Arc<AppState>>) ->
     }
 }
 
+/// `GET /metrics` on the metrics listener: open (bind it where only the
+/// scraper can reach it).
 async fn metrics_text(axum::extract::State(s): axum::extract::State<Arc<AppState>>) -> Response {
     let mut text = s.metrics.render();
     text.push_str(&s.gateway.metrics_text());
+    text.push_str(&s.connections.metrics_text());
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// `GET /metrics` on the main listener: the metrics name every tenant and
+/// its traffic, so they need the `[metrics]` bearer token unless the
+/// configuration opens them (`public = true`).
+async fn metrics_guarded(
+    state: axum::extract::State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let access = &state.config.metrics;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| crate::crypto::sha256(t.trim().as_bytes()));
+    let allowed = access.public
+        || matches!((access.token_hash, presented), (Some(want), Some(got)) if crate::crypto::ct_eq(&want, &got));
+    if allowed {
+        return metrics_text(state).await;
+    }
+    let message = match (access.token_hash.is_some(), access.listen) {
+        (true, _) => "send the metrics bearer token ([metrics] token_sha256)".to_owned(),
+        (false, Some(a)) => format!("metrics are served on the metrics listener {a}"),
+        (false, None) => {
+            "metrics are closed: set [metrics] token_sha256, listen or public in the configuration"
+                .to_owned()
+        }
+    };
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"cpixd metrics\""),
+    );
+    r
+}
+
+/// The router of the separate metrics listener (`[metrics] listen`).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_guarded))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
@@ -143,7 +206,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/proxy/{platform}/{*rest}", any(gateway::forward))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_guarded))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -177,16 +240,29 @@ pub fn tls_config(
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and waits (up to `drain`) for in-flight requests.
+/// accepting and waits (up to `drain`) for in-flight requests. Connections
+/// are bounded and timed as [`connections`] describes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    conns: Arc<connections::Connections>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let limits = conns.limits();
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout));
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -200,42 +276,46 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(admitted) = conns.admit() else {
+            tracing::debug!(%peer, "connection refused: every connection is busy");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
-        match &acceptor {
-            None => {
-                let conn = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = watcher.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
+        let (router, acceptor, builder) = (router.clone(), acceptor.clone(), builder.clone());
+        tokio::spawn(async move {
+            let admitted = Arc::new(admitted);
+            let service = {
+                let admitted = admitted.clone();
+                hyper::service::service_fn(move |req| {
+                    connections::call(&router, &admitted, peer, req)
+                })
+            };
+            match acceptor {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    admitted.supervise(watcher.watch(conn.into_owned())).await;
+                }
+                Some(acceptor) => {
+                    let handshake = async {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => Some(s),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                None
+                            }
+                            Err(_) => None,
                         }
-                        Err(_) => return,
                     };
-                    let conn = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
+                    let Some(tls) = handshake.await else { return };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    admitted.supervise(watcher.watch(conn.into_owned())).await;
+                }
             }
-        }
+        });
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
@@ -281,14 +361,30 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
 }
 
 /// Runs `cpixd serve` with `config` until a shutdown signal.
-pub async fn run(config: Config, gateway: Gateway) -> Result<(), String> {
-    // A channel-start storm opens a connection per channel.
+pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
+    // A channel-start storm opens a connection per channel; the connection
+    // cap stays below the descriptor limit so that the store, the logs and
+    // upstream calls always have descriptors left.
     if let Ok(n) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::debug!(open_files = n, "file descriptor limit");
+        let room = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(256)
+            .max(16);
+        if config.limits.max_connections > room {
+            tracing::warn!(
+                "limits.max_connections {} lowered to {room} (file descriptor limit {n})",
+                config.limits.max_connections
+            );
+            config.limits.max_connections = room;
+        }
     }
     let keyring = crate::config::load_keyring(&config)?;
-    std::fs::create_dir_all(&config.data_dir)
+    crate::config::ensure_dir(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    if let Some(w) = crate::config::access::data_dir_warning(&config.data_dir) {
+        tracing::warn!("{w}");
+    }
     let store_path = config.data_dir.join("keys.redb");
     let store = Arc::new(
         EmbeddedStore::open(&store_path, keyring, Arc::new(OsRandom)).map_err(|e| e.to_string())?,
@@ -324,8 +420,42 @@ pub async fn run(config: Config, gateway: Gateway) -> Result<(), String> {
             p.name
         );
     }
+    let metrics_listener = match config.metrics.listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (metrics.listen): {e}"))?,
+        ),
+        None => None,
+    };
     let state = Arc::new(AppState::new(config, store.clone(), Arc::new(gateway)));
-    serve(listener, router(state), tls, shutdown, drain).await;
+    let stop_metrics = Arc::new(tokio::sync::Notify::new());
+    let metrics_task = metrics_listener.map(|l| {
+        tracing::info!(address = ?l.local_addr().ok(), "metrics listener: GET /metrics");
+        let (state, stop) = (state.clone(), stop_metrics.clone());
+        tokio::spawn(async move {
+            let conns = connections::Connections::new(connections::ConnectionLimits {
+                max: 64,
+                ..state.connections.limits()
+            });
+            let stop = async move { stop.notified().await };
+            serve(
+                l,
+                metrics_router(state),
+                None,
+                conns,
+                stop,
+                Duration::from_secs(1),
+            )
+            .await
+        })
+    });
+    let conns = state.connections.clone();
+    serve(listener, router(state), tls, conns, shutdown, drain).await;
+    stop_metrics.notify_one();
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.shutdown())
         .await

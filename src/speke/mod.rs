@@ -92,6 +92,17 @@ impl SpekeVersion {
         }
     }
 
+    /// The profile of a request sent to `/speke2` without `X-Speke-Version`
+    /// (no AWS encryptor does that; API clients such as the Cloud Video Kit
+    /// examples do): CPIX 2.0–2.2 documents are answered under the generic
+    /// CPIX rules, anything else under SPEKE 2.0.
+    pub fn for_unlabelled_speke2(cpix_version: Option<&str>) -> SpekeVersion {
+        match cpix_version.map(str::trim) {
+            Some("2.0" | "2.1" | "2.2") => SpekeVersion::Cpix,
+            _ => SpekeVersion::V2_0,
+        }
+    }
+
     /// The protocol recorded with keys issued through this version.
     pub fn protocol(self) -> Protocol {
         match self {
@@ -172,6 +183,15 @@ pub fn parse_request(
     limits: &Limits,
 ) -> Result<SpekeRequest, SpekeError> {
     validate(parse_document(body, limits)?, version)
+}
+
+/// Parses a request sent to `/speke2` without a version header: the
+/// profile follows the document's `CPIX@version`
+/// ([`SpekeVersion::for_unlabelled_speke2`]).
+pub fn parse_unlabelled_speke2(body: &[u8], limits: &Limits) -> Result<SpekeRequest, SpekeError> {
+    let doc = parse_document(body, limits)?;
+    let version = SpekeVersion::for_unlabelled_speke2(doc.version());
+    validate(doc, version)
 }
 
 fn parse_document(body: &[u8], limits: &Limits) -> Result<Document, SpekeError> {

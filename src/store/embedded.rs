@@ -3,21 +3,31 @@
 //! answered from a read transaction; requests that create keys go to one
 //! writer thread that commits every pending request in a single transaction
 //! (group commit) and answers each only after that commit is durable.
+//!
+//! A failed commit (a full disk, an I/O error) leaves redb refusing every
+//! later transaction, so the writer then closes the database, opens it
+//! again and proves it can commit with a probe write, retrying every
+//! second. Until a probe succeeds the store reports itself not ready and
+//! refuses new keys at once (503) instead of queueing them; keys that
+//! already exist are still served.
 
 use crate::crypto::{ContentKey, SecureRandom};
 use crate::ids::KeyId;
 use crate::keys::*;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
-use std::path::Path;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// (tenant ‖ 0x00 ‖ KID) → encoded record.
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 /// (tenant ‖ 0x00 ‖ content id) → KIDs.
 const BY_CONTENT: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("by_content");
+/// `probe` → time of the last recovery probe (milliseconds, big endian).
+const HEALTH: TableDefinition<&str, u64> = TableDefinition::new("health");
 
 /// Page cache of the database file: key records are small, and a bounded
 /// cache keeps the server's memory flat.
@@ -25,6 +35,12 @@ const CACHE_BYTES: usize = 16 << 20;
 
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 512;
+
+/// Time between two recovery attempts after a failed commit.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long recovery waits for readers to let go of the old database.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 fn key_of(tenant: &str, kid: KeyId) -> Vec<u8> {
     let mut k = Vec::with_capacity(tenant.len() + 17);
@@ -48,13 +64,60 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 
 struct Job {
     batch: IssueBatch,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<StoredKey>, StoreError>>,
+    reply: tokio::sync::oneshot::Sender<Result<Issued, StoreError>>,
+}
+
+/// Opens the database: the file by default, another backend in tests.
+pub type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// What the request path and the writer share.
+struct Shared {
+    /// The open database; `None` while the writer reopens it.
+    db: RwLock<Option<Arc<Database>>>,
+    ring: Keyring,
+    /// Why commits fail, while they do.
+    fault: Mutex<Option<String>>,
+    opener: Opener,
+}
+
+impl Shared {
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .map_err(|_| unavailable("database lock poisoned"))?
+            .clone()
+            .ok_or_else(|| unavailable("the key store is being reopened after an I/O error"))
+    }
+
+    fn fault(&self) -> Option<String> {
+        self.fault
+            .lock()
+            .map_or_else(|_| Some("fault lock poisoned".to_owned()), |f| f.clone())
+    }
+
+    fn set_fault(&self, reason: Option<String>) {
+        if let Ok(mut f) = self.fault.lock() {
+            *f = reason;
+        }
+    }
+}
+
+/// Creates the tables (a no-op when they exist) and writes the probe row,
+/// proving that the database can commit.
+fn probe(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    txn.open_table(KEYS).map_err(unavailable)?;
+    txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+    txn.open_table(HEALTH)
+        .map_err(unavailable)?
+        .insert("probe", now_ms())
+        .map_err(unavailable)?;
+    txn.commit().map_err(unavailable)
 }
 
 /// The embedded, crash-safe key store.
 pub struct EmbeddedStore {
-    db: Arc<Database>,
-    ring: Arc<Keyring>,
+    shared: Arc<Shared>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -66,34 +129,54 @@ impl EmbeddedStore {
         ring: Keyring,
         rng: Arc<dyn SecureRandom>,
     ) -> Result<Self, StoreError> {
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
+        let file: PathBuf = path.to_owned();
+        let opener: Opener = Arc::new(move || {
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(&file)
+        });
+        let store = Self::open_with(opener, ring, rng)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        {
-            let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(KEYS).map_err(unavailable)?;
-            txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
-            txn.commit().map_err(unavailable)?;
-        }
-        let db = Arc::new(db);
-        let ring = Arc::new(ring);
+        Ok(store)
+    }
+
+    /// Opens the database that `opener` returns (and returns again after an
+    /// I/O error); [`EmbeddedStore::open`] is this over a file.
+    pub fn open_with(
+        opener: Opener,
+        ring: Keyring,
+        rng: Arc<dyn SecureRandom>,
+    ) -> Result<Self, StoreError> {
+        let db = opener().map_err(unavailable)?;
+        probe(&db)?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            ring,
+            fault: Mutex::new(None),
+            opener,
+        });
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = {
-            let (db, ring) = (db.clone(), ring.clone());
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("cpixd-store-writer".into())
-                .spawn(move || writer_loop(&db, &ring, &*rng, rx))
+                .spawn(move || {
+                    Writer {
+                        shared,
+                        rng,
+                        last_recovery: std::cell::Cell::new(None),
+                    }
+                    .run(rx)
+                })
                 .map_err(unavailable)?
         };
         Ok(EmbeddedStore {
-            db,
-            ring,
+            shared,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -113,7 +196,8 @@ impl EmbeddedStore {
     /// Reads every key of the batch when all exist, are bound to the batch's
     /// content id and need nothing new (no IV to add).
     fn read_existing(&self, batch: &IssueBatch) -> Result<Option<Vec<StoredKey>>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
+        let db = self.shared.db()?;
+        let txn = db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(KEYS).map_err(unavailable)?;
         let mut out = Vec::with_capacity(batch.specs.len());
         for spec in &batch.specs {
@@ -123,7 +207,7 @@ impl EmbeddedStore {
             else {
                 return Ok(None);
             };
-            let stored = decode_record(&self.ring, &batch.tenant, spec.kid, v.value())?;
+            let stored = decode_record(&self.shared.ring, &batch.tenant, spec.kid, v.value())?;
             if stored.meta.content_id != batch.content_id {
                 return Err(StoreError::Conflict {
                     kid: spec.kid,
@@ -147,13 +231,15 @@ impl Drop for EmbeddedStore {
 }
 
 impl KeyStore for EmbeddedStore {
-    fn get_or_create(
-        &self,
-        batch: IssueBatch,
-    ) -> BoxFuture<'_, Result<Vec<StoredKey>, StoreError>> {
+    fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>> {
         Box::pin(async move {
             if let Some(keys) = self.read_existing(&batch)? {
-                return Ok(keys);
+                return Ok(Issued { keys, created: 0 });
+            }
+            if let Some(reason) = self.shared.fault() {
+                return Err(StoreError::Unavailable(format!(
+                    "the key store cannot commit: {reason}"
+                )));
             }
             let (reply, rx) = tokio::sync::oneshot::channel();
             {
@@ -173,17 +259,20 @@ impl KeyStore for EmbeddedStore {
     }
 
     fn get(&self, tenant: &str, kid: KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
+        let db = self.shared.db()?;
+        let txn = db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(KEYS).map_err(unavailable)?;
         let value = table.get(&key_of(tenant, kid)[..]).map_err(unavailable)?;
         value
-            .map(|v| decode_record(&self.ring, tenant, kid, v.value()))
+            .map(|v| decode_record(&self.shared.ring, tenant, kid, v.value()))
             .transpose()
     }
 
     fn list(&self, tenant: &str, content_id: Option<&str>) -> Result<Vec<KeyMeta>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
+        let db = self.shared.db()?;
+        let txn = db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(KEYS).map_err(unavailable)?;
+        let ring = &self.shared.ring;
         let mut out = Vec::new();
         let mut push = |kid_bytes: &[u8], value: &[u8]| -> Result<(), StoreError> {
             let kid = KeyId::from_bytes(
@@ -191,7 +280,7 @@ impl KeyStore for EmbeddedStore {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("bad key id in index".into()))?,
             );
-            out.push(decode_record(&self.ring, tenant, kid, value)?.meta);
+            out.push(decode_record(ring, tenant, kid, value)?.meta);
             Ok(())
         };
         match content_id {
@@ -220,6 +309,15 @@ impl KeyStore for EmbeddedStore {
         }
         Ok(out)
     }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        match self.shared.fault() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "the key store cannot commit: {reason}"
+            ))),
+            None => self.shared.db().map(drop),
+        }
+    }
 }
 
 /// Applies one batch inside the group's write transaction. Checks every
@@ -229,7 +327,7 @@ fn apply(
     ring: &Keyring,
     rng: &dyn SecureRandom,
     batch: &IssueBatch,
-) -> Result<Vec<StoredKey>, StoreError> {
+) -> Result<Issued, StoreError> {
     let mut table = txn.open_table(KEYS).map_err(unavailable)?;
     let mut existing = Vec::with_capacity(batch.specs.len());
     for spec in &batch.specs {
@@ -254,6 +352,7 @@ fn apply(
     let mut index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
     let content_key = content_key_of(&batch.tenant, &batch.content_id);
     let mut out = Vec::with_capacity(batch.specs.len());
+    let mut created = 0;
     for (spec, found) in batch.specs.iter().zip(existing) {
         let (stored, changed) = match found {
             Some(mut s) if s.iv.is_none() && (spec.wants_iv || spec.request_iv.is_some()) => {
@@ -287,6 +386,7 @@ fn apply(
                 index
                     .insert(&content_key[..], &spec.kid.as_bytes()[..])
                     .map_err(unavailable)?;
+                created += 1;
                 (StoredKey { meta, key, iv }, true)
             }
         };
@@ -298,61 +398,141 @@ fn apply(
         }
         out.push(stored);
     }
-    Ok(out)
+    Ok(Issued { keys: out, created })
 }
 
-fn writer_loop(db: &Database, ring: &Keyring, rng: &dyn SecureRandom, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+/// The writer thread: group commits, and recovery after a failed one.
+struct Writer {
+    shared: Arc<Shared>,
+    rng: Arc<dyn SecureRandom>,
+    /// When recovery was last tried (at most once per interval).
+    last_recovery: std::cell::Cell<Option<Instant>>,
+}
+
+impl Writer {
+    fn run(self, rx: mpsc::Receiver<Job>) {
+        loop {
+            let first = if self.shared.fault().is_some() {
+                match rx.recv_timeout(RECOVERY_INTERVAL) {
+                    Ok(j) => Some(j),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(j) => Some(j),
+                    Err(_) => return,
+                }
+            };
+            if self.shared.fault().is_some() {
+                self.recover();
             }
-        }
-        let txn = match db.begin_write() {
-            Ok(t) => t,
-            Err(e) => {
+            let Some(first) = first else { continue };
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            if let Some(reason) = self.shared.fault() {
+                let e = StoreError::Unavailable(format!("the key store cannot commit: {reason}"));
                 for j in jobs {
-                    let _ = j.reply.send(Err(unavailable(&e)));
+                    let _ = j.reply.send(Err(e.clone()));
                 }
                 continue;
             }
-        };
-        // Each batch runs in a savepoint-free way: a failing batch must leave
-        // no trace, so conflicts are detected before anything is written
-        // (see `apply`); other errors abort the whole group.
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut fatal = None;
-        for j in &jobs {
-            match apply(&txn, ring, rng, &j.batch) {
-                Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => {
-                    results.push(Err(e))
-                }
-                Err(e) => {
-                    fatal = Some(e);
-                    break;
-                }
-                Ok(keys) => results.push(Ok(keys)),
-            }
+            self.commit_group(jobs);
         }
-        let outcome = match fatal {
-            Some(e) => {
-                let _ = txn.abort();
-                Err(e)
+    }
+
+    /// Commits every job of the group in one transaction, then answers
+    /// each. A failure of the transaction itself marks the store faulty.
+    fn commit_group(&self, jobs: Vec<Job>) {
+        let outcome = self.shared.db().and_then(|db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            // A failing batch must leave no trace, so conflicts are detected
+            // before anything is written (see `apply`); other errors abort
+            // the whole group.
+            let mut results = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                match apply(&txn, &self.shared.ring, &*self.rng, &j.batch) {
+                    Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => {
+                        results.push(Err(e))
+                    }
+                    Err(e) => {
+                        let _ = txn.abort();
+                        return Err(e);
+                    }
+                    Ok(keys) => results.push(Ok(keys)),
+                }
             }
-            None => txn.commit().map_err(unavailable),
-        };
+            txn.commit().map_err(unavailable)?;
+            Ok(results)
+        });
         match outcome {
-            Ok(()) => {
+            Ok(results) => {
                 for (j, r) in jobs.into_iter().zip(results) {
                     let _ = j.reply.send(r);
                 }
             }
             Err(e) => {
+                let reason = match &e {
+                    StoreError::Unavailable(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %reason, "key store commit failed; nothing of this group was stored; reopening the store");
+                self.shared.set_fault(Some(reason));
                 for j in jobs {
                     let _ = j.reply.send(Err(e.clone()));
                 }
+                self.last_recovery.set(None);
+                self.recover();
+            }
+        }
+    }
+
+    /// Closes the database, opens it again and probes it; clears the fault
+    /// when the probe commits.
+    fn recover(&self) {
+        let now = Instant::now();
+        if self
+            .last_recovery
+            .get()
+            .is_some_and(|t| now.duration_since(t) < RECOVERY_INTERVAL)
+        {
+            return;
+        }
+        self.last_recovery.set(Some(now));
+        let old = self.shared.db.write().ok().and_then(|mut g| g.take());
+        if let Some(old) = old {
+            // Readers hold the database for one transaction at most.
+            let deadline = Instant::now() + RELEASE_WAIT;
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(old);
+        }
+        let db = match (self.shared.opener)() {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::warn!(error = %e, "key store: reopening failed; retrying");
+                return;
+            }
+        };
+        let probed = probe(&db);
+        // Reads are served again even if commits still fail.
+        if let Ok(mut g) = self.shared.db.write() {
+            *g = Some(Arc::new(db));
+        }
+        match probed {
+            Ok(()) => {
+                tracing::info!("key store recovered: commits succeed again");
+                self.shared.set_fault(None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "key store still cannot commit; retrying");
+                self.shared.set_fault(Some(e.to_string()));
             }
         }
     }
@@ -395,17 +575,22 @@ mod tests {
                 .get_or_create(batch("t1", "c1", &[1, 2], false))
                 .await
                 .unwrap();
+            assert_eq!(a.created, 2);
+            let a = a.keys;
             let again = store
                 .get_or_create(batch("t1", "c1", &[1, 2], false))
                 .await
                 .unwrap();
+            assert_eq!(again.created, 0);
+            let again = again.keys;
             assert_eq!(a, again);
             assert_ne!(a[0].key, a[1].key);
             // Another tenant: unrelated key for the same KID.
             let other = store
                 .get_or_create(batch("t2", "c9", &[1], false))
                 .await
-                .unwrap();
+                .unwrap()
+                .keys;
             assert_ne!(other[0].key, a[0].key);
             // Same KID, other content id, same tenant: conflict, nothing written.
             let err = store
@@ -421,7 +606,8 @@ mod tests {
             let with_iv = store
                 .get_or_create(batch("t1", "c1", &[1], true))
                 .await
-                .unwrap();
+                .unwrap()
+                .keys;
             assert!(with_iv[0].iv.is_some());
             assert_eq!(with_iv[0].key, a[0].key);
             let metas = store.list("t1", None).unwrap();
@@ -434,7 +620,8 @@ mod tests {
         let reread = store
             .get_or_create(batch("t1", "c1", &[1], true))
             .await
-            .unwrap();
+            .unwrap()
+            .keys;
         assert_eq!(reread, first);
     }
 
@@ -452,7 +639,7 @@ mod tests {
             .collect();
         let mut keys = Vec::new();
         for t in tasks {
-            keys.push(t.await.unwrap().unwrap()[0].key.clone());
+            keys.push(t.await.unwrap().unwrap().keys[0].key.clone());
         }
         assert!(keys.windows(2).all(|w| w[0] == w[1]));
     }

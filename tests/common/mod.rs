@@ -43,3 +43,4 @@ pub mod child;
 pub mod fake;
 pub mod http;
 pub mod server;
+pub mod world;

@@ -13,8 +13,13 @@ pub const ACME_KEY: &str = "acme-secret-key";
 pub const GLOBEX_KEY: &str = "globex-secret-key";
 /// Basic user of `acme`.
 pub const ACME_USER: (&str, &str) = ("packager", "packager-password");
+/// Bearer token that reads `/metrics`.
+pub const METRICS_TOKEN: &str = "metrics-scraper-token";
+/// The `Authorization` header of the metrics scraper.
+pub const METRICS_AUTH: (&str, &str) = ("authorization", "Bearer metrics-scraper-token");
 
-/// Two tenants, API keys and a Basic user.
+/// Two tenants, API keys and a Basic user; `/metrics` behind
+/// [`METRICS_TOKEN`].
 pub fn config_toml() -> String {
     let h = |s: &str| cpixd::crypto::sha256_hex(s.as_bytes());
     format!(
@@ -29,11 +34,15 @@ la_url = "https://pr.acme.example/rightsmanager.asmx"
 [[tenant]]
 id = "globex"
 api_key_sha256 = ["{}"]
+
+[metrics]
+token_sha256 = "{}"
 "#,
         h(ACME_KEY),
         ACME_USER.0,
         h(ACME_USER.1),
-        h(GLOBEX_KEY)
+        h(GLOBEX_KEY),
+        h(METRICS_TOKEN)
     )
 }
 
@@ -75,11 +84,13 @@ impl TestServer {
         let state = Arc::new(AppState::new(cfg, store.clone(), gateway));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(state.clone());
+        let conns = state.connections.clone();
         let task = tokio::spawn(async move {
             server::serve(
                 listener,
                 router,
                 None,
+                conns,
                 async {
                     let _ = rx.await;
                 },
