@@ -6,6 +6,10 @@
 //! (c) is (b) with one 2048-bit recipient certificate: every key encrypted
 //! (two RSA-OAEP wraps, AES-256-CBC and HMAC-SHA512 per key).
 //!
+//! (d) parses a valid 1 MB request and, beside it, bodies of the same size
+//! that attack namespace resolution (the cost of each should stay within a
+//! few times the valid one's).
+//!
 //! Run: `cargo bench --bench engine` (uses mimalloc, like the binary).
 
 use cpixd::cpix::Limits;
@@ -19,6 +23,9 @@ use std::sync::Arc;
 #[path = "../tests/common/certs.rs"]
 #[allow(dead_code)]
 mod certs;
+
+#[path = "../tests/common/hostile.rs"]
+mod hostile;
 
 /// The allocator of the `cpixd` binary, so the figures are the server's.
 #[global_allocator]
@@ -110,5 +117,25 @@ fn encrypted(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine, encrypted);
+fn hostile_xml(c: &mut Criterion) {
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let mut g = c.benchmark_group("d_hostile_xml_1mb_parse");
+    g.sample_size(20);
+    let benign = hostile::benign();
+    g.bench_function("valid_request", |b| {
+        b.iter(|| speke::parse_request(black_box(benign.as_bytes()), SpekeVersion::V2_0, &limits))
+    });
+    for (what, body) in hostile::hostile() {
+        let name = what.replace(' ', "_");
+        g.bench_function(name, |b| {
+            b.iter(|| speke::parse_request(black_box(body.as_bytes()), SpekeVersion::V2_0, &limits))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, engine, encrypted, hostile_xml);
 criterion_main!(benches);

@@ -84,12 +84,13 @@ fn print_catalogue(c: &Catalogue, out: &mut impl Write) -> std::io::Result<()> {
     for o in &c.operations {
         writeln!(
             out,
-            "  {:<6} {:<width$}  {:<10} retry={:<3}  {}",
+            "  {:<6} {:<width$}  {:<10} retry={:<3}  {}{}",
             o.method.as_str(),
             o.path_text(),
             o.host,
             o.retry.as_str(),
             o.name,
+            if o.credential { "  (credential)" } else { "" },
         )?;
     }
     Ok(())

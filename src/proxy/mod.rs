@@ -877,6 +877,7 @@ impl Gateway {
                     "host": o.host,
                     "path": o.path_text(),
                     "retry": o.retry.as_str(),
+                    "credential": o.credential,
                 })
             })
             .collect();

@@ -327,6 +327,23 @@ pub async fn serve(
     }
 }
 
+/// Pending connections the kernel queues before cpixd accepts them: a
+/// channel-start storm connects hundreds of packagers at once, and a short
+/// queue drops their SYNs (each retried a second later).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
 /// called, not when the future is first polled, so a signal that arrives
 /// right after the call is not lost (nor does it kill the process before
@@ -395,9 +412,8 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     };
     // Before the "listening" line: from then on a SIGTERM is a graceful stop.
     let shutdown = shutdown_signal();
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener =
+        bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
@@ -421,11 +437,9 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
         );
     }
     let metrics_listener = match config.metrics.listen {
-        Some(a) => Some(
-            TcpListener::bind(a)
-                .await
-                .map_err(|e| format!("cannot listen on {a} (metrics.listen): {e}"))?,
-        ),
+        Some(a) => {
+            Some(bind(a).map_err(|e| format!("cannot listen on {a} (metrics.listen): {e}"))?)
+        }
         None => None,
     };
     let state = Arc::new(AppState::new(config, store.clone(), Arc::new(gateway)));

@@ -26,8 +26,13 @@ const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 /// (tenant ‖ 0x00 ‖ content id) → KIDs.
 const BY_CONTENT: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("by_content");
-/// `probe` → time of the last recovery probe (milliseconds, big endian).
-const HEALTH: TableDefinition<&str, u64> = TableDefinition::new("health");
+/// `probe` → the last probe: its time (milliseconds, big endian) and
+/// [`PROBE_BYTES`] of filler, so that a probe that commits proves the store
+/// has room for a real batch of keys, not only for a header update.
+const HEALTH: TableDefinition<&str, &[u8]> = TableDefinition::new("health");
+
+/// Size of the probe record (a batch of 8 keys is about 2 KiB).
+const PROBE_BYTES: usize = 64 << 10;
 
 /// Page cache of the database file: key records are small, and a bounded
 /// cache keeps the server's memory flat.
@@ -102,15 +107,17 @@ impl Shared {
     }
 }
 
-/// Creates the tables (a no-op when they exist) and writes the probe row,
-/// proving that the database can commit.
+/// Creates the tables (a no-op when they exist) and rewrites the probe
+/// record, proving that the database can commit.
 fn probe(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
     txn.open_table(KEYS).map_err(unavailable)?;
     txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+    let mut record = vec![0u8; PROBE_BYTES];
+    record[..8].copy_from_slice(&now_ms().to_be_bytes());
     txn.open_table(HEALTH)
         .map_err(unavailable)?
-        .insert("probe", now_ms())
+        .insert("probe", &record[..])
         .map_err(unavailable)?;
     txn.commit().map_err(unavailable)
 }
