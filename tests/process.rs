@@ -193,6 +193,20 @@ async fn embedded_default_and_logs_never_carry_keys() {
             keys.push(k.plain_value().unwrap().to_vec());
         }
     }
+    // The first request again: its keys exist, so it is served, not issued.
+    let body = common::read(
+        &common::fixtures()
+            .join("requests")
+            .join("v2-video5-audio3-widevine-playready-fairplay-live.xml"),
+    );
+    let r = send(
+        "POST",
+        &format!("{}/kms/v1/copyProtection", server.base),
+        &[("x-api-key", &api_key), ("x-tenant-id", "default")],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
     // A refused request too, so error paths are in the log.
     let r = send(
         "POST",
@@ -216,6 +230,13 @@ async fn embedded_default_and_logs_never_carry_keys() {
         log.contains("keys issued") && log.contains("key store flushed"),
         "{log}"
     );
+    assert_eq!(log.matches("keys issued").count(), 3, "{log}");
+    assert_eq!(log.matches("keys served").count(), 1, "{log}");
+    // Durations are rounded to the microsecond.
+    for field in log.split_whitespace().filter_map(|w| w.strip_prefix("ms=")) {
+        let decimals = field.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "ms={field}");
+    }
     assert!(keys.len() >= 10);
     let lower = log.to_lowercase();
     for k in &keys {

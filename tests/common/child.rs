@@ -20,14 +20,21 @@ pub struct Server {
 /// Starts `cpixd serve` in `dir` (its data directory), with `config` if
 /// given and extra environment variables, logging at `debug`.
 pub fn start(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(c) = config {
+        args.extend(["--config".into(), c.into()]);
+    }
+    args.extend(["--data-dir".into(), dir.into()]);
+    start_in(dir, &args, env)
+}
+
+/// Starts `cpixd serve --listen 127.0.0.1:0 ARGS` in the working directory
+/// `cwd`, logging at `debug` unless `env` says otherwise.
+pub fn start_in(cwd: &Path, args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpixd"));
     cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .current_dir(dir)
+    cmd.args(args)
+        .current_dir(cwd)
         .env("CPIXD_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -41,6 +41,7 @@ pub mod certs;
 pub mod check;
 pub mod child;
 pub mod fake;
+pub mod hostile;
 pub mod http;
 pub mod server;
 pub mod world;
