@@ -364,6 +364,19 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
     }
 }
 
+/// What `public_base_url` does, and where signalled URLs point now.
+pub fn public_base_url_note(c: &crate::config::Config) -> String {
+    let how = if c.public_base_url_set {
+        "from public_base_url"
+    } else {
+        "derived from listen because public_base_url is not set; set it to the address players and packagers reach, e.g. https://drm.example.com"
+    };
+    let base = &c.public_base_url;
+    format!(
+        "public_base_url: {base} ({how}). Licence, key and certificate URLs in signalling and in /drm/v1/settings start with it: {base}/acquire-license/clearkey, {base}/hls/v1/key/…"
+    )
+}
+
 /// Runs `cpixd config check`.
 pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
     let text = std::fs::read_to_string(file).map_err(io_err(file.display().to_string()))?;
@@ -390,6 +403,9 @@ pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
             // What `serve` would refuse beyond the file itself.
             if let Some(c) = &config {
                 errors.extend(crate::config::preflight(c, &env));
+                if let Err(e) = crate::licence::servers::LicenceServers::for_config(c) {
+                    errors.extend(e);
+                }
                 if let Some(t) = &c.tls {
                     if let Err(e) = crate::server::tls_config(&t.cert_file, &t.key_file) {
                         errors.push(format!("tls: {e}"));
@@ -410,6 +426,7 @@ pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
                 c.listen,
                 c.data_dir.display()
             );
+            println!("{}", public_base_url_note(&c));
             Ok(0)
         }
         Err(e) => {

@@ -7,6 +7,8 @@
 //! content id of the same tenant is a conflict; all keys of one request are
 //! created together or not at all.
 
+pub mod signing;
+
 use crate::crypto::{ContentKey, MasterKey, SecureRandom};
 use crate::ids::KeyId;
 use std::future::Future;
@@ -158,6 +160,18 @@ pub trait KeyStore: Send + Sync {
     /// Ok while the store can commit new keys; the reason otherwise
     /// (`/readyz`).
     fn ready(&self) -> Result<(), StoreError>;
+
+    /// The tenant's DRM-token signing keys, newest first; the first one is
+    /// created (and committed) when the tenant has none.
+    fn signing_keys(&self, tenant: &str) -> Result<Vec<signing::SigningKey>, StoreError>;
+
+    /// Makes a new signing key current; the keys it replaces verify tokens
+    /// for `grace` more. Returns the keys, newest first.
+    fn rotate_signing_key(
+        &self,
+        tenant: &str,
+        grace: std::time::Duration,
+    ) -> Result<Vec<signing::SigningKey>, StoreError>;
 }
 
 /// Current time in milliseconds since the Unix epoch.

@@ -8,6 +8,7 @@
 
 pub mod b64;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cpix;
 pub mod crypto;
@@ -15,6 +16,7 @@ pub mod delivery;
 pub mod drm;
 pub mod ids;
 pub mod keys;
+pub mod licence;
 pub mod prom;
 pub mod proxy;
 pub mod server;

@@ -5,6 +5,7 @@
 //! one tenant `default` with a generated API key).
 
 pub mod access;
+pub mod player;
 
 use crate::crypto::x509::CertPolicy;
 use crate::crypto::{sha256_hex, MasterKey, OsRandom, SecureRandom};
@@ -49,6 +50,11 @@ pub struct FileConfig {
     pub platforms: Option<toml::Table>,
     /// Who may read `/metrics`.
     pub metrics: access::MetricsConfig,
+    /// How players and packagers reach this server (`https://drm.example.com`):
+    /// every URL cpixd signals is built from it.
+    pub public_base_url: Option<String>,
+    /// Origins allowed to call the licence, key and certificate endpoints.
+    pub cors: player::CorsConfig,
 }
 
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
@@ -159,6 +165,13 @@ pub struct TenantConfig {
     pub drm: DrmSettings,
     /// The Ateme/Anevia GET without credentials.
     pub anevia: access::AneviaConfig,
+    /// DRM tokens on licence and key requests.
+    pub authorization: player::AuthorizationConfig,
+    /// Licence servers cpixd proxies to (`[tenant.license.<system>]`),
+    /// read by the licence module.
+    pub license: Option<toml::Table>,
+    /// OAuth2 clients of the KMS endpoints.
+    pub oauth_client: Vec<player::OAuthClientConfig>,
 }
 
 /// One HTTP Basic user.
@@ -185,6 +198,12 @@ pub struct Tenant {
     pub drm: DrmSettings,
     /// Client addresses whose Ateme/Anevia GETs need no credentials.
     pub anevia_allow_from: Vec<access::IpRange>,
+    /// DRM-token authorization of licence and key requests.
+    pub authorization: player::AuthorizationConfig,
+    /// `[tenant.license]` as written (licence servers behind cpixd).
+    pub license: Option<toml::Table>,
+    /// (client id, SHA-256 of the secret) of each OAuth2 client.
+    pub oauth_clients: Vec<(String, [u8; 32])>,
 }
 
 /// The configuration the server runs with.
@@ -217,6 +236,12 @@ pub struct Config {
     pub embedded_default: bool,
     /// Who may read `/metrics`.
     pub metrics: access::MetricsAccess,
+    /// The base of every URL cpixd signals and advertises.
+    pub public_base_url: String,
+    /// True when `public_base_url` was configured (not derived from `listen`).
+    pub public_base_url_set: bool,
+    /// CORS of the player-facing endpoints.
+    pub cors: player::CorsConfig,
 }
 
 /// Every problem found in a configuration, each with its key path.
@@ -290,6 +315,9 @@ pub fn apply_env(file: &mut FileConfig, env: &BTreeMap<String, String>) -> Vec<S
     }
     if let Some(v) = env.get("CPIXD_METRICS_TOKEN_SHA256") {
         file.metrics.token_sha256 = Some(v.clone());
+    }
+    if let Some(v) = env.get("CPIXD_PUBLIC_BASE_URL") {
+        file.public_base_url = Some(v.clone());
     }
     errors
 }
@@ -385,6 +413,22 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         errors.push("limits.max_connections: at least 16".into());
     }
     let metrics = validate_metrics(&file.metrics, listen, &mut errors);
+    let public_base_url = match &file.public_base_url {
+        Some(u) => {
+            if let Err(e) = player::check_public_base_url(u) {
+                errors.push(format!("public_base_url: {u:?} {e}"));
+            }
+            u.clone()
+        }
+        None => default_public_base_url(listen, file.tls.is_some()),
+    };
+    for (i, o) in file.cors.allowed_origins.iter().enumerate() {
+        if o != "*" && player::check_public_base_url(o).is_err() {
+            errors.push(format!(
+                "cors.allowed_origins[{i}]: {o:?} is not \"*\" or an origin like https://player.example.com"
+            ));
+        }
+    }
     for (name, p) in [
         ("delivery.speke", &file.delivery.speke),
         ("delivery.cpix", &file.delivery.cpix),
@@ -445,19 +489,62 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
                 Err(e) => errors.push(format!("{path}.anevia.allow_from[{j}]: {e}")),
             }
         }
-        if t.api_key_sha256.is_empty() && t.basic.is_empty() && t.anevia.allow_from.is_empty() {
+        let mut oauth_clients = Vec::new();
+        for (j, c) in t.oauth_client.iter().enumerate() {
+            if c.client_id.trim().is_empty() || c.client_id.contains(':') {
+                errors.push(format!(
+                    "{path}.oauth_client[{j}].client_id: empty or contains ':'"
+                ));
+            }
+            match parse_hash(&c.client_secret_sha256) {
+                Some(h) => oauth_clients.push((c.client_id.clone(), h)),
+                None => errors.push(format!(
+                    "{path}.oauth_client[{j}].client_secret_sha256: not 64 hex digits (use `cpixd hash-secret`)"
+                )),
+            }
+        }
+        if t.api_key_sha256.is_empty()
+            && t.basic.is_empty()
+            && t.anevia.allow_from.is_empty()
+            && t.oauth_client.is_empty()
+        {
             errors.push(format!(
-                "{path}: no credentials (api_key_sha256, basic or anevia.allow_from)"
+                "{path}: no credentials (api_key_sha256, basic, oauth_client or anevia.allow_from)"
             ));
         }
-        check_drm(&format!("{path}.drm"), &t.drm, &mut errors);
+        let a = &t.authorization;
+        if a.token_lifetime_secs == 0 || a.token_lifetime_secs > a.max_token_lifetime_secs {
+            errors.push(format!(
+                "{path}.authorization.token_lifetime_secs: must be positive and at most max_token_lifetime_secs"
+            ));
+        }
+        let mut drm = t.drm.clone();
+        let playready_proxied = t
+            .license
+            .as_ref()
+            .is_some_and(|l| l.contains_key("playready"));
+        player::resolve_signalling(&mut drm, &public_base_url, &t.id, playready_proxied);
+        check_drm(&format!("{path}.drm"), &drm, &mut errors);
         tenants.push(Tenant {
             id: t.id.clone(),
             api_key_hashes,
             basic,
-            drm: t.drm.clone(),
+            drm,
             anevia_allow_from,
+            authorization: t.authorization,
+            license: t.license.clone(),
+            oauth_clients,
         });
+    }
+    let all_clients: Vec<&str> = file
+        .tenant
+        .iter()
+        .flat_map(|t| t.oauth_client.iter().map(|c| c.client_id.as_str()))
+        .collect();
+    for (i, c) in all_clients.iter().enumerate() {
+        if all_clients[..i].contains(c) {
+            errors.push(format!("oauth client {c:?} is defined twice"));
+        }
     }
     let all_users: Vec<&str> = file
         .tenant
@@ -495,7 +582,23 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         env: BTreeMap::new(),
         embedded_default: false,
         metrics,
+        public_base_url_set: file.public_base_url.is_some(),
+        public_base_url,
+        cors: file.cors,
     })
+}
+
+/// `http(s)://LISTEN` when `public_base_url` is not set; an unspecified
+/// listen address (0.0.0.0, ::) becomes the loopback address.
+fn default_public_base_url(listen: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match listen.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    format!("{scheme}://{host}:{}", listen.port())
 }
 
 fn validate_metrics(
@@ -1009,6 +1112,9 @@ id = "empty"
                 anevia: access::AneviaConfig {
                     allow_from: vec!["x".into()],
                 },
+                authorization: player::AuthorizationConfig::default(),
+                license: Some(toml::Table::new()),
+                oauth_client: vec![player::OAuthClientConfig::default()],
             }],
             delivery: DeliveryConfig::default(),
             gateway: Some(toml::Table::new()),
@@ -1018,6 +1124,8 @@ id = "empty"
                 listen: Some("x".into()),
                 public: false,
             },
+            public_base_url: Some("x".into()),
+            cors: player::CorsConfig::default(),
         };
         let mut paths = Vec::new();
         key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);

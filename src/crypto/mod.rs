@@ -276,6 +276,16 @@ pub fn aes256_cbc_decrypt(
         .map(zeroize::Zeroizing::new)
 }
 
+/// HMAC-SHA256 of `data` under `key` (DRM tokens, HS256).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length, so construction cannot fail.
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
 /// HMAC-SHA512 of `data` under `key`.
 pub fn hmac_sha512(key: &[u8], data: &[u8]) -> [u8; 64] {
     // HMAC takes keys of any length, so construction cannot fail.

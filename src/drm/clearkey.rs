@@ -53,8 +53,44 @@ pub fn license_url(
     )
 }
 
+/// The session type of a W3C ClearKey licence request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionType {
+    /// `temporary` (the default when the request names none).
+    Temporary,
+    /// `persistent-license`.
+    PersistentLicense,
+}
+
+impl SessionType {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionType::Temporary => "temporary",
+            SessionType::PersistentLicense => "persistent-license",
+        }
+    }
+}
+
+/// A parsed W3C ClearKey licence request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRequest {
+    /// The KIDs asked for, in order.
+    pub kids: Vec<KeyId>,
+    /// The session type the licence must carry.
+    pub session_type: SessionType,
+}
+
 /// The W3C ClearKey licence (JWK Set, `type` temporary) for `keys`.
 pub fn license_response_json(keys: &[(KeyId, &ContentKey)]) -> String {
+    license_response_json_for(keys, SessionType::Temporary)
+}
+
+/// The W3C ClearKey licence (JWK Set) for `keys`, of `session_type`.
+pub fn license_response_json_for(
+    keys: &[(KeyId, &ContentKey)],
+    session_type: SessionType,
+) -> String {
     let mut out = String::with_capacity(32 + 64 * keys.len());
     out.push_str(r#"{"keys":["#);
     for (i, (kid, key)) in keys.iter().enumerate() {
@@ -67,7 +103,9 @@ pub fn license_response_json(keys: &[(KeyId, &ContentKey)]) -> String {
         crate::b64::encode_url_into(kid.as_bytes(), &mut out);
         out.push_str(r#""}"#);
     }
-    out.push_str(r#"],"type":"temporary"}"#);
+    out.push_str(r#"],"type":""#);
+    out.push_str(session_type.as_str());
+    out.push_str(r#""}"#);
     out
 }
 
@@ -76,13 +114,20 @@ pub fn license_response_json(keys: &[(KeyId, &ContentKey)]) -> String {
 /// non-empty `kids` array of unpadded base64url 16-byte KIDs; other members
 /// are skipped, nothing may follow the object.
 pub fn parse_license_request(json: &[u8]) -> Result<Vec<KeyId>, DrmError> {
+    parse_license_request_typed(json).map(|r| r.kids)
+}
+
+/// [`parse_license_request`] with the session type (`type`: `temporary`
+/// or `persistent-license`; absent means temporary; anything else is
+/// refused).
+pub fn parse_license_request_typed(json: &[u8]) -> Result<LicenseRequest, DrmError> {
     let mut p = Json { rest: json };
-    let kids = p.request()?;
+    let req = p.request()?;
     p.skip_ws();
     if !p.rest.is_empty() {
         return Err(malformed("data after the JSON object"));
     }
-    Ok(kids)
+    Ok(req)
 }
 
 /// A `MalformedClearKey` error.
@@ -130,10 +175,11 @@ impl<'a> Json<'a> {
         found
     }
 
-    /// The top-level object; returns its `kids`.
-    fn request(&mut self) -> Result<Vec<KeyId>, DrmError> {
+    /// The top-level object: its `kids` and `type`.
+    fn request(&mut self) -> Result<LicenseRequest, DrmError> {
         self.expect(b'{', "expected a JSON object")?;
         let mut kids = None;
+        let mut session_type = None;
         if !self.eat(b'}') {
             loop {
                 let name = self.string()?;
@@ -143,6 +189,19 @@ impl<'a> Json<'a> {
                         return Err(malformed("duplicate \"kids\" member"));
                     }
                     kids = Some(self.kid_array()?);
+                } else if name == "type" {
+                    if session_type.is_some() {
+                        return Err(malformed("duplicate \"type\" member"));
+                    }
+                    session_type = Some(match self.string()?.as_ref() {
+                        "temporary" => SessionType::Temporary,
+                        "persistent-license" => SessionType::PersistentLicense,
+                        _ => {
+                            return Err(malformed(
+                                "\"type\" is not temporary or persistent-license",
+                            ))
+                        }
+                    });
                 } else {
                     self.skip_value(0)?;
                 }
@@ -152,8 +211,9 @@ impl<'a> Json<'a> {
             }
             self.expect(b'}', "expected ',' or '}' in the object")?;
         }
+        let session_type = session_type.unwrap_or(SessionType::Temporary);
         match kids {
-            Some(k) if !k.is_empty() => Ok(k),
+            Some(kids) if !kids.is_empty() => Ok(LicenseRequest { kids, session_type }),
             Some(_) => Err(malformed("\"kids\" is empty")),
             None => Err(malformed("no \"kids\" member")),
         }
@@ -449,6 +509,23 @@ mod tests {
         assert_eq!(
             license_response_json(&[]),
             r#"{"keys":[],"type":"temporary"}"#
+        );
+    }
+
+    #[test]
+    fn session_types() {
+        let req = br#"{"kids":["LwVHf8JLtPrv2GUXFW2v_A"],"type":"persistent-license"}"#;
+        let r = parse_license_request_typed(req).unwrap();
+        assert_eq!(r.session_type, SessionType::PersistentLicense);
+        let r = parse_license_request_typed(br#"{"kids":["LwVHf8JLtPrv2GUXFW2v_A"]}"#).unwrap();
+        assert_eq!(r.session_type, SessionType::Temporary);
+        assert!(
+            parse_license_request_typed(br#"{"kids":["LwVHf8JLtPrv2GUXFW2v_A"],"type":"x"}"#)
+                .is_err()
+        );
+        assert!(
+            license_response_json_for(&[], SessionType::PersistentLicense)
+                .ends_with(r#""type":"persistent-license"}"#)
         );
     }
 

@@ -444,6 +444,11 @@ impl Gateway {
         )
     }
 
+    /// The shared upstream client (the licence proxy uses it too).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
     /// The configured platforms.
     pub fn platforms(&self) -> &[Platform] {
         &self.platforms

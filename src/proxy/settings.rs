@@ -305,6 +305,30 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A table of strings (`headers = { X-Provider = "acme" }`).
+    pub fn string_map(&mut self, key: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        match self.raw(key) {
+            None => {}
+            Some(toml::Value::Table(t)) => {
+                for (name, v) in t {
+                    match v.as_str() {
+                        Some(s) => {
+                            out.insert(name.clone(), s.to_owned());
+                        }
+                        None => self
+                            .errors
+                            .push(format!("{}.{name}: must be a string", self.path(key))),
+                    }
+                }
+            }
+            Some(_) => self
+                .errors
+                .push(format!("{}: must be a table of strings", self.path(key))),
+        }
+        out
+    }
+
     /// A table of URLs (`hosts = { upload = "https://…" }`); the
     /// environment gives each as `CPIXD_<P>_HOSTS_<NAME>`.
     pub fn urls(&mut self, key: &str) -> BTreeMap<String, String> {

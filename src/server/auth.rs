@@ -114,6 +114,22 @@ pub fn authenticate_anevia(
     }
 }
 
+/// Refuses (403) a principal whose request names another tenant.
+pub fn check_named(
+    p: Principal,
+    headers: &HeaderMap,
+    query_tenant: Option<&str>,
+) -> Result<Principal, ApiError> {
+    match named_tenant(headers, query_tenant) {
+        Some(named) if named != p.tenant.id => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("these credentials do not belong to tenant {named:?}"),
+        )),
+        _ => Ok(p),
+    }
+}
+
 /// [`authenticate`], with the tenant also named by a query parameter.
 pub fn authenticate_as(
     tenants: &[Arc<Tenant>],
@@ -168,6 +184,11 @@ pub fn authenticate_as(
     Ok(Principal { tenant, requester })
 }
 
+/// The `user:password` of an `Authorization: Basic` header, if it has one.
+pub fn basic_credentials_of(headers: &HeaderMap) -> Option<(String, String)> {
+    basic_credentials(headers.get(header::AUTHORIZATION)?.as_bytes())
+}
+
 /// Decodes `Basic base64(user:password)`.
 fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(value).ok()?.trim();
@@ -194,6 +215,9 @@ mod tests {
                 basic: vec![("alice".into(), sha256(b"pw-a"))],
                 drm: DrmSettings::default(),
                 anevia_allow_from: vec![],
+                authorization: Default::default(),
+                license: None,
+                oauth_clients: vec![],
             }),
             Arc::new(Tenant {
                 id: "b".into(),
@@ -201,6 +225,9 @@ mod tests {
                 basic: vec![],
                 drm: DrmSettings::default(),
                 anevia_allow_from: vec![],
+                authorization: Default::default(),
+                license: None,
+                oauth_clients: vec![],
             }),
         ]
     }

@@ -549,11 +549,13 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let who = authenticate_as(
-        &state.tenants,
-        &headers,
-        query_tenant(query.as_deref()).as_deref(),
-    );
+    let named = query_tenant(query.as_deref());
+    let who = match super::oauth::kms_principal(&state, &headers) {
+        Some(bearer) => {
+            bearer.and_then(|p| super::auth::check_named(p, &headers, named.as_deref()))
+        }
+        None => authenticate_as(&state.tenants, &headers, named.as_deref()),
+    };
     with_auth(state, ep, who, move |state, who| async move {
         speke_request(&state, ep, &who, &headers, body).await
     })

@@ -6,10 +6,14 @@
 pub mod auth;
 pub mod cache;
 pub mod connections;
+pub mod cors;
+pub mod drm_api;
 pub mod error;
 pub mod gateway;
 pub mod kms;
+pub mod licence;
 pub mod metrics;
+pub mod oauth;
 
 use crate::config::{Config, Tenant};
 use crate::crypto::{OsRandom, SecureRandom};
@@ -49,14 +53,23 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// Client connections (cap, timeouts, counters).
     pub connections: Arc<connections::Connections>,
+    /// The tenants' DRM-token signing keys.
+    pub signers: crate::licence::Signers,
+    /// The licence servers behind cpixd.
+    pub licence_servers: crate::licence::servers::LicenceServers,
     /// Permits for large requests parsed and filled on the blocking pool
     /// (two per core): a burst of them queues instead of taking every CPU.
     pub heavy_work: tokio::sync::Semaphore,
 }
 
 impl AppState {
-    /// State over a store and a gateway.
-    pub fn new(config: Config, store: Arc<dyn KeyStore>, gateway: Arc<Gateway>) -> Self {
+    /// State over a store, a gateway and the licence servers.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn KeyStore>,
+        gateway: Arc<Gateway>,
+        licence_servers: crate::licence::servers::LicenceServers,
+    ) -> Self {
         let xml_limits = crate::cpix::Limits {
             max_bytes: config.limits.max_body_bytes,
             max_depth: config.limits.max_xml_depth,
@@ -79,11 +92,19 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             xml_limits,
             gateway,
+            signers: crate::licence::Signers::default(),
+            licence_servers,
             heavy_work: tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
         }
     }
+}
+
+/// Preflights are answered by the CORS layer; this only gives OPTIONS a
+/// route to reach it.
+async fn ok() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn healthz() -> Response {
@@ -201,7 +222,44 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
             .route(&format!("{prefix}/heartbeat"), get(kms::heartbeat));
     }
-    r.route("/proxy", get(gateway::platforms))
+    // What players call, from other origins.
+    let player = Router::new()
+        .route(
+            "/acquire-license/{system}",
+            post(licence::acquire).options(ok),
+        )
+        .route(
+            "/license/v1/acquire-license/{system}",
+            post(licence::acquire).options(ok),
+        )
+        .route(
+            "/hls/v1/key/{content_id}/{kid}",
+            get(licence::hls_key).options(ok),
+        )
+        .route(
+            "/license/v1/certificate/{system}",
+            get(licence::certificate).options(ok),
+        )
+        .route(
+            "/certificate/{system}",
+            get(licence::certificate).options(ok),
+        )
+        .route(
+            "/drm/v1/token/{asset}",
+            get(drm_api::token_for_asset).options(ok),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::layer,
+        ));
+    r.merge(player)
+        .route("/drm/v1/settings", get(drm_api::settings))
+        .route(
+            "/drm/v1/settings/signing-key/rotate",
+            post(drm_api::rotate_signing_key),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/proxy", get(gateway::platforms))
         .route("/proxy/{platform}", get(gateway::catalogue))
         .route("/proxy/{platform}/{*rest}", any(gateway::forward))
         .route("/healthz", get(healthz))
@@ -442,7 +500,14 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
         }
         None => None,
     };
-    let state = Arc::new(AppState::new(config, store.clone(), Arc::new(gateway)));
+    let licence_servers =
+        crate::licence::servers::LicenceServers::for_config(&config).map_err(|e| e.join("; "))?;
+    let state = Arc::new(AppState::new(
+        config,
+        store.clone(),
+        Arc::new(gateway),
+        licence_servers,
+    ));
     let stop_metrics = Arc::new(tokio::sync::Notify::new());
     let metrics_task = metrics_listener.map(|l| {
         tracing::info!(address = ?l.local_addr().ok(), "metrics listener: GET /metrics");

@@ -13,6 +13,7 @@
 
 use crate::crypto::{ContentKey, SecureRandom};
 use crate::ids::KeyId;
+use crate::keys::signing::{self, SigningKey};
 use crate::keys::*;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 /// (tenant ‖ 0x00 ‖ content id) → KIDs.
 const BY_CONTENT: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("by_content");
+/// tenant → its DRM-token signing keys, sealed ([`signing::encode`]).
+const SIGNING: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 /// `probe` → the last probe: its time (milliseconds, big endian) and
 /// [`PROBE_BYTES`] of filler, so that a probe that commits proves the store
 /// has room for a real batch of keys, not only for a header update.
@@ -80,6 +83,8 @@ struct Shared {
     /// The open database; `None` while the writer reopens it.
     db: RwLock<Option<Arc<Database>>>,
     ring: Keyring,
+    /// Randomness for signing keys and their envelopes.
+    rng: Arc<dyn SecureRandom>,
     /// Why commits fail, while they do.
     fault: Mutex<Option<String>>,
     opener: Opener,
@@ -113,6 +118,7 @@ fn probe(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
     txn.open_table(KEYS).map_err(unavailable)?;
     txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+    txn.open_table(SIGNING).map_err(unavailable)?;
     let mut record = vec![0u8; PROBE_BYTES];
     record[..8].copy_from_slice(&now_ms().to_be_bytes());
     txn.open_table(HEALTH)
@@ -164,6 +170,7 @@ impl EmbeddedStore {
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::new(db))),
             ring,
+            rng: rng.clone(),
             fault: Mutex::new(None),
             opener,
         });
@@ -228,6 +235,39 @@ impl EmbeddedStore {
             out.push(stored);
         }
         Ok(Some(out))
+    }
+}
+
+impl EmbeddedStore {
+    /// Replaces the tenant's signing keys with `change(current)` in one
+    /// write transaction (concurrent callers see each other's result).
+    fn update_signing_keys(
+        &self,
+        tenant: &str,
+        change: impl FnOnce(&[SigningKey]) -> Vec<SigningKey>,
+    ) -> Result<Vec<SigningKey>, StoreError> {
+        if let Some(reason) = self.shared.fault() {
+            return Err(StoreError::Unavailable(format!(
+                "the key store cannot commit: {reason}"
+            )));
+        }
+        let db = self.shared.db()?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        let keys = {
+            let mut table = txn.open_table(SIGNING).map_err(unavailable)?;
+            let current = match table.get(tenant).map_err(unavailable)? {
+                Some(v) => signing::decode(&self.shared.ring, tenant, v.value())?,
+                None => Vec::new(),
+            };
+            let keys = change(&current);
+            if keys != current {
+                let bytes = signing::encode(&self.shared.ring, &*self.shared.rng, tenant, &keys);
+                table.insert(tenant, &bytes[..]).map_err(unavailable)?;
+            }
+            keys
+        };
+        txn.commit().map_err(unavailable)?;
+        Ok(keys)
     }
 }
 
@@ -315,6 +355,34 @@ impl KeyStore for EmbeddedStore {
             }
         }
         Ok(out)
+    }
+
+    fn signing_keys(&self, tenant: &str) -> Result<Vec<SigningKey>, StoreError> {
+        {
+            let db = self.shared.db()?;
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(SIGNING).map_err(unavailable)?;
+            if let Some(v) = table.get(tenant).map_err(unavailable)? {
+                return signing::decode(&self.shared.ring, tenant, v.value());
+            }
+        }
+        self.update_signing_keys(tenant, |existing| {
+            if existing.is_empty() {
+                vec![SigningKey::generate(1, now_ms(), &*self.shared.rng)]
+            } else {
+                existing.to_vec()
+            }
+        })
+    }
+
+    fn rotate_signing_key(
+        &self,
+        tenant: &str,
+        grace: std::time::Duration,
+    ) -> Result<Vec<SigningKey>, StoreError> {
+        self.update_signing_keys(tenant, |existing| {
+            signing::rotate(existing, now_ms(), grace, &*self.shared.rng)
+        })
     }
 
     fn ready(&self) -> Result<(), StoreError> {

@@ -81,7 +81,9 @@ impl TestServer {
             Ok(g) => Arc::new(g),
             Err(e) => panic!("gateway configuration: {e:?}"),
         };
-        let state = Arc::new(AppState::new(cfg, store.clone(), gateway));
+        let licence = cpixd::licence::servers::LicenceServers::for_config(&cfg)
+            .unwrap_or_else(|e| panic!("licence servers: {e:?}"));
+        let state = Arc::new(AppState::new(cfg, store.clone(), gateway, licence));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(state.clone());
         let conns = state.connections.clone();

@@ -1,0 +1,300 @@
+//! The tenant's DRM management endpoints (shapes of the Cloud Video Kit DRM
+//! API): `GET /drm/v1/token/{assetId}` issues a DRM token,
+//! `GET /drm/v1/settings` describes the tenant's licence and KMS endpoints
+//! and its token signing key, and
+//! `POST /drm/v1/settings/signing-key/rotate` replaces that key, the old
+//! one verifying tokens for a grace period. All take the tenant's API
+//! credentials.
+
+use super::auth::{authenticate_as, query_tenant, Principal};
+use super::error::ApiError;
+use super::AppState;
+use crate::config::player::{certificate_url, license_url};
+use crate::ids::ContentId;
+use crate::licence::token::{self, Claims, Use};
+use crate::licence::DrmSystem;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Principal, ApiError> {
+    authenticate_as(&state.tenants, headers, query_tenant(query).as_deref())
+}
+
+fn store_failed(e: crate::keys::StoreError) -> ApiError {
+    tracing::error!(error = %e, "key store failed on a DRM management request");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the key store is unavailable",
+    )
+}
+
+fn private(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn bad(param: &str, msg: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_parameter",
+        format!("{param}: {msg}"),
+    )
+}
+
+/// Query parameters of `GET /drm/v1/token/{assetId}`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TokenParams {
+    /// `userId`.
+    pub user_id: Option<String>,
+    /// `drmSystems=a,b` and/or repeated `drmSystem=`.
+    pub systems: Vec<DrmSystem>,
+    /// `expiresIn` (seconds).
+    pub lifetime: Option<u64>,
+}
+
+impl TokenParams {
+    /// Parses the query; a bad value is an error naming the parameter.
+    pub fn parse(query: Option<&str>) -> Result<TokenParams, ApiError> {
+        let mut p = TokenParams::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = crate::proxy::routes::percent_decode(v);
+            match k {
+                "userId" => {
+                    if v.len() > 256 || v.chars().any(char::is_control) {
+                        return Err(bad("userId", "at most 256 printable characters"));
+                    }
+                    p.user_id = Some(v).filter(|u| !u.is_empty());
+                }
+                "drmSystems" | "drmSystem" | "drmSystems[]" => {
+                    for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        let s = DrmSystem::parse(name).ok_or_else(|| {
+                            bad(k, format!("{name:?} is not clearkey, widevine, playready, fairplay or aes128"))
+                        })?;
+                        if !p.systems.contains(&s) {
+                            p.systems.push(s);
+                        }
+                    }
+                }
+                "expiresIn" => {
+                    p.lifetime = Some(
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad("expiresIn", "a positive number of seconds"))?,
+                    );
+                }
+                "tenantId" => {}
+                other => return Err(bad(other, "unknown parameter")),
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Issues a DRM token of `tenant` for `asset` (the CLI uses it too).
+pub fn issue_token(
+    state: &AppState,
+    tenant: &str,
+    asset: &str,
+    params: &TokenParams,
+) -> Result<(String, Claims), ApiError> {
+    ContentId::new(asset).map_err(|e| bad("assetId", e))?;
+    let t = state
+        .tenants
+        .iter()
+        .find(|t| t.id == tenant)
+        .ok_or_else(|| bad("tenant", "unknown"))?;
+    let a = &t.authorization;
+    let lifetime = params.lifetime.unwrap_or(a.token_lifetime_secs);
+    if lifetime > a.max_token_lifetime_secs {
+        return Err(bad(
+            "expiresIn",
+            format!("at most {} seconds", a.max_token_lifetime_secs),
+        ));
+    }
+    let keys = state
+        .signers
+        .keys(&*state.store, tenant)
+        .map_err(store_failed)?;
+    let key = keys
+        .first()
+        .ok_or_else(|| store_failed(crate::keys::StoreError::Corrupt("no signing key".into())))?;
+    let now = token::now_secs();
+    let claims = Claims {
+        iss: "cpixd".into(),
+        tid: tenant.to_owned(),
+        sub: asset.to_owned(),
+        uid: params.user_id.clone(),
+        drm: params
+            .systems
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        iat: now,
+        exp: now.saturating_add(lifetime),
+        typ: Use::Drm,
+    };
+    Ok((token::sign(&claims, key), claims))
+}
+
+/// `GET /drm/v1/token/{assetId}` → `{"token": "<JWT>"}`.
+pub async fn token_for_asset(
+    State(state): State<Arc<AppState>>,
+    Path(asset): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let result = (|| {
+        let who = authenticated(&state, &headers, q.as_deref())?;
+        let params = TokenParams::parse(q.as_deref())?;
+        issue_token(&state, &who.tenant.id, &asset, &params)
+    })();
+    match result {
+        Ok((jwt, claims)) => {
+            tracing::info!(tenant = %claims.tid, asset = %claims.sub, exp = claims.exp, "DRM token issued");
+            private(Json(json!({ "token": jwt })).into_response())
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The `licenseAcquisition.endpoints` of a tenant.
+fn licence_endpoints(state: &AppState, tenant: &str) -> Vec<serde_json::Value> {
+    let base = &state.config.public_base_url;
+    [
+        DrmSystem::Widevine,
+        DrmSystem::FairPlay,
+        DrmSystem::PlayReady,
+        DrmSystem::ClearKey,
+    ]
+    .into_iter()
+    .map(|s| {
+        let mut e = json!({
+            "licenseUrl": license_url(base, s.as_str(), tenant),
+            "systemName": s.display_name(),
+            "systemId": s.system_id().to_string(),
+            "system": s.display_name(),
+        });
+        if matches!(s, DrmSystem::Widevine | DrmSystem::FairPlay) {
+            e["certificateUrl"] = json!(certificate_url(base, s.as_str(), tenant));
+        }
+        e
+    })
+    .collect()
+}
+
+fn authorization_block(state: &AppState, who: &Principal) -> Result<serde_json::Value, ApiError> {
+    let keys = state
+        .signers
+        .keys(&*state.store, &who.tenant.id)
+        .map_err(store_failed)?;
+    let current = keys.first().map(|k| crate::b64::encode(&k.secret[..]));
+    Ok(json!({
+        "enabled": who.tenant.authorization.enabled,
+        "signingKey": current,
+        "signingAlgorithm": "HS256",
+    }))
+}
+
+/// `GET /drm/v1/settings`
+pub async fn settings(
+    State(state): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let result = (|| {
+        let who = authenticated(&state, &headers, q.as_deref())?;
+        let t = &who.tenant;
+        let base = &state.config.public_base_url;
+        let kms = |path: &str| format!("{base}/kms/{path}?tenantId={}", t.id);
+        let oauth = t.oauth_clients.first().map(|(id, _)| {
+            json!({
+                "clientId": id,
+                "tokenUrl": format!("{base}/oauth/token"),
+                "grantType": "client_credentials",
+            })
+        });
+        Ok::<_, ApiError>(json!({
+            "tenantId": t.id,
+            "licenseAcquisition": {
+                "authorization": authorization_block(&state, &who)?,
+                "endpoints": licence_endpoints(&state, &t.id),
+            },
+            "kms": {
+                "endpoints": [
+                    { "url": kms("cpix"), "protocol": "CPIX" },
+                    { "url": kms("speke"), "protocol": "SPEKE" },
+                    { "url": kms("speke2"), "protocol": "SPEKE 2" },
+                    { "url": format!("{base}/kms/cpix-anevia/{}", t.id), "protocol": "Ateme/Anevia" },
+                ],
+                "basicAuth": t.basic.iter().map(|(login, _)| json!({ "login": login })).collect::<Vec<_>>(),
+                "oAuth": oauth,
+            },
+        }))
+    })();
+    match result {
+        Ok(v) => private(Json(v).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /drm/v1/settings/signing-key/rotate[?graceSeconds=N]`: a new
+/// signing key; tokens of the old one verify for the grace period (the
+/// tenant's `authorization.rotation_grace_secs` by default).
+pub async fn rotate_signing_key(
+    State(state): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let result = (|| {
+        let who = authenticated(&state, &headers, q.as_deref())?;
+        let mut grace = who.tenant.authorization.rotation_grace_secs;
+        for pair in q
+            .as_deref()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|s| !s.is_empty())
+        {
+            match pair.split_once('=') {
+                Some(("graceSeconds", v)) => {
+                    grace = v
+                        .parse()
+                        .map_err(|_| bad("graceSeconds", "a number of seconds"))?
+                }
+                Some(("tenantId", _)) => {}
+                _ => return Err(bad(pair, "unknown parameter")),
+            }
+        }
+        let keys = state
+            .signers
+            .rotate(&*state.store, &who.tenant.id, Duration::from_secs(grace))
+            .map_err(store_failed)?;
+        tracing::info!(tenant = %who.tenant.id, version = keys.first().map_or(0, |k| k.version), grace, "DRM token signing key rotated");
+        let mut block = authorization_block(&state, &who)?;
+        block["previousKeyValidUntil"] = json!(keys
+            .get(1)
+            .and_then(|k| k.retires_ms)
+            .map(|ms| crate::clock::rfc3339(ms / 1000)));
+        Ok(block)
+    })();
+    match result {
+        Ok(v) => private(Json(v).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
