@@ -3,6 +3,7 @@
 //! The gateway's commands are in `cli/platforms.rs`.
 
 pub mod platforms;
+pub mod player;
 
 use crate::cpix::Limits;
 use crate::crypto::{OsRandom, SecureRandom, SeededRandom};
@@ -59,9 +60,13 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Inspect stored keys (stop the server first: the store is single-process).
+    /// Inspect and export stored keys (stop the server first: the store is
+    /// single-process).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// DRM tokens for players (stop the server first).
+    #[command(subcommand)]
+    Token(player::TokenCommand),
     /// Read a secret from standard input and print its hex SHA-256, for
     /// `api_key_sha256` / `password_sha256` in the config.
     HashSecret,
@@ -144,6 +149,10 @@ pub enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print a content id's keys for a packager without a CPIX client
+    /// (`--format shaka`: Shaka Packager's raw-key flags). Prints keys in
+    /// the clear.
+    Export(player::ExportArgs),
 }
 
 /// `cpixd speke …`
@@ -438,7 +447,9 @@ pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
     }
 }
 
-fn open_store(args: &StoreArgs) -> Result<crate::store::EmbeddedStore, String> {
+fn open_store(
+    args: &StoreArgs,
+) -> Result<(crate::config::Config, crate::store::EmbeddedStore), String> {
     let over = crate::config::Overrides {
         listen: None,
         data_dir: args.data_dir.clone(),
@@ -449,9 +460,11 @@ fn open_store(args: &StoreArgs) -> Result<crate::store::EmbeddedStore, String> {
         return Err(format!("no key store at {}", path.display()));
     }
     let ring = crate::config::load_keyring(&config)?;
-    crate::store::EmbeddedStore::open(&path, ring, Arc::new(OsRandom)).map_err(|e| {
-        format!("{e} (is `cpixd serve` running on this data directory? stop it first)")
-    })
+    let store =
+        crate::store::EmbeddedStore::open(&path, ring, Arc::new(OsRandom)).map_err(|e| {
+            format!("{e} (is `cpixd serve` running on this data directory? stop it first)")
+        })?;
+    Ok((config, store))
 }
 
 /// Formats milliseconds since the epoch as an RFC 3339 UTC time.
@@ -498,15 +511,18 @@ pub fn keys(cmd: &KeysCommand) -> Result<i32, CliError> {
         KeysCommand::List { store, tenant, .. } | KeysCommand::Show { store, tenant, .. } => {
             (store, tenant)
         }
+        KeysCommand::Export(a) => return Ok(player::export(a)),
     };
     let store = match open_store(store_args) {
-        Ok(s) => s,
+        Ok((_, s)) => s,
         Err(e) => {
             eprintln!("{e}");
             return Ok(1);
         }
     };
     match cmd {
+        // Exports are answered above, without opening the store twice.
+        KeysCommand::Export(_) => Ok(EXIT_REJECTED),
         KeysCommand::List { content_id, .. } => match store.list(tenant, content_id.as_deref()) {
             Ok(list) => {
                 list.iter().for_each(print_meta);
@@ -610,6 +626,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Serve(a) => serve(&a),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Keys(k) => keys(&k),
+        Command::Token(player::TokenCommand::Issue(a)) => Ok(player::issue(&a)),
         Command::HashSecret => hash_secret(),
         Command::Cpix(CpixCommand::Decrypt {
             key,

@@ -136,14 +136,16 @@ pub fn sign(claims: &Claims, key: &SigningKey) -> String {
     out
 }
 
-/// Verifies `token` against `keys` (a tenant's, newest first) at `now`
-/// (seconds) and returns its claims; `tenant` must be the token's.
+/// Verifies `token` against `keys` (a tenant's, newest first) at `now_ms`
+/// (milliseconds since the Unix epoch) and returns its claims; `tenant`
+/// must be the token's.
 pub fn verify(
     token: &str,
     keys: &[SigningKey],
     tenant: &str,
-    now_secs: u64,
+    now_ms: u64,
 ) -> Result<Claims, TokenError> {
+    let now_secs = now_ms / 1000;
     let claims = unverified_claims(token)?;
     if claims.tid != tenant {
         return Err(TokenError::WrongTenant);
@@ -155,7 +157,6 @@ pub fn verify(
     let sig = crate::b64::decode_url(sig).ok_or(TokenError::Malformed("signature"))?;
     let header = header_of(token)?;
     let wanted: Option<u32> = header.kid.as_deref().and_then(|k| k.parse().ok());
-    let now_ms = now_secs.saturating_mul(1000);
     let verified = keys
         .iter()
         .filter(|k| k.usable(now_ms) && wanted.is_none_or(|v| v == k.version))
@@ -211,9 +212,14 @@ pub fn unverified_claims(token: &str) -> Result<Claims, TokenError> {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -241,19 +247,19 @@ mod tests {
         let other = SigningKey::generate(2, 0, &rng);
         let t = sign(&claims(2_000), &key);
         assert_eq!(t.split('.').count(), 3);
-        let ok = verify(&t, std::slice::from_ref(&key), "acme", 1_500).unwrap();
+        let ok = verify(&t, std::slice::from_ref(&key), "acme", 1_500_000).unwrap();
         assert_eq!(ok, claims(2_000));
         assert!(ok.allows("ClearKey") && !ok.allows("widevine"));
         assert_eq!(
-            verify(&t, std::slice::from_ref(&key), "acme", 2_000),
+            verify(&t, std::slice::from_ref(&key), "acme", 2_000_000),
             Err(TokenError::Expired)
         );
         assert_eq!(
-            verify(&t, std::slice::from_ref(&other), "acme", 1_500),
+            verify(&t, std::slice::from_ref(&other), "acme", 1_500_000),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            verify(&t, std::slice::from_ref(&key), "globex", 1_500),
+            verify(&t, std::slice::from_ref(&key), "globex", 1_500_000),
             Err(TokenError::WrongTenant)
         );
         // A changed claim breaks the signature.
@@ -263,17 +269,17 @@ mod tests {
         let body = b64url(&serde_json::to_vec(&forged).unwrap());
         let f = format!("{}.{body}.{}", parts[0], parts[2]);
         assert_eq!(
-            verify(&f, std::slice::from_ref(&key), "acme", 1_500),
+            verify(&f, std::slice::from_ref(&key), "acme", 1_500_000),
             Err(TokenError::BadSignature)
         );
         // alg none, or anything but HS256, is refused before any key.
         let none = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), parts[1]);
         assert!(matches!(
-            verify(&none, std::slice::from_ref(&key), "acme", 1_500),
+            verify(&none, std::slice::from_ref(&key), "acme", 1_500_000),
             Err(TokenError::Malformed(_))
         ));
         for junk in ["", "a.b", "a.b.c", &"x".repeat(MAX_TOKEN_BYTES + 1)] {
-            assert!(verify(junk, std::slice::from_ref(&key), "acme", 1_500).is_err());
+            assert!(verify(junk, std::slice::from_ref(&key), "acme", 1_500_000).is_err());
         }
         assert_eq!(TokenError::Expired.code(), "LICENSE_EXPIRED");
         assert_eq!(TokenError::BadSignature.code(), "INVALID_TOKEN");
@@ -285,9 +291,9 @@ mod tests {
         let mut old = SigningKey::generate(1, 0, &rng);
         old.retires_ms = Some(1_800_000);
         let t = sign(&claims(10_000), &old);
-        assert!(verify(&t, std::slice::from_ref(&old), "acme", 1_700).is_ok());
+        assert!(verify(&t, std::slice::from_ref(&old), "acme", 1_700_000).is_ok());
         assert_eq!(
-            verify(&t, std::slice::from_ref(&old), "acme", 1_800),
+            verify(&t, std::slice::from_ref(&old), "acme", 1_800_000),
             Err(TokenError::BadSignature)
         );
     }

@@ -503,11 +503,7 @@ impl Gateway {
             Some(r) if r.operation.is_native() => {
                 return Err(GatewayError::Native(
                     r.operation.name.clone(),
-                    format!(
-                        "call {} {} on cpixd directly",
-                        r.operation.method,
-                        native_hint(r.operation)
-                    ),
+                    native_hint(r.operation),
                 ))
             }
             Some(r) => {
@@ -891,13 +887,10 @@ impl Gateway {
 }
 
 /// Where cpixd serves a Cloud Video Kit DRM operation itself.
+/// Where cpixd serves a native operation: the same method and path, on
+/// cpixd itself.
 fn native_hint(op: &Operation) -> String {
-    let path = op.path_text();
-    if path.starts_with("/kms/") {
-        path.replace("{tenant_id}", "…").to_owned()
-    } else {
-        format!("{path} (the KMS endpoints are under /kms/v1)")
-    }
+    format!("call {} {} on cpixd directly", op.method, op.path_text())
 }
 
 #[cfg(test)]

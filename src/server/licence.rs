@@ -184,7 +184,7 @@ fn authorize(
                 return Err(TokenError::WrongTenant.into());
             }
             let keys = state.signers.keys(&*state.store, &tenant.id)?;
-            let claims = token::verify(&jwt, &keys, &tenant.id, token::now_secs())?;
+            let claims = token::verify(&jwt, &keys, &tenant.id, token::now_ms())?;
             if claims.typ != Use::Drm {
                 return Err(TokenError::WrongUse.into());
             }

@@ -223,7 +223,7 @@ pub fn kms_principal(
                 "the key store is unavailable",
             )
         })?;
-        let claims = token::verify(jwt, &keys, &tenant.id, token::now_secs())
+        let claims = token::verify(jwt, &keys, &tenant.id, token::now_ms())
             .map_err(|e| refuse(format!("invalid access token: {e}")))?;
         if claims.typ != Use::Kms {
             return Err(refuse("not an access token of the KMS".into()));
