@@ -82,6 +82,32 @@ impl std::fmt::Display for IpRange {
     }
 }
 
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// the last address of `X-Forwarded-For` that is not a trusted proxy
+/// itself.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpRange],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
 /// `[tenant.anevia]`: the Ateme/Anevia GET for origins that cannot send
 /// credentials.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -234,6 +260,31 @@ mod tests {
             assert!(IpRange::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(r.to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn client_addresses_behind_trusted_proxies() {
+        let trusted = [IpRange::parse("10.0.0.0/8").unwrap()];
+        let xff = Some("203.0.113.9, 198.51.100.1, 10.1.1.1");
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), xff, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_address(Some(ip("192.0.2.1")), xff, &trusted),
+            Some(ip("192.0.2.1"))
+        );
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), Some("junk, 10.2.2.2"), &trusted),
+            Some(ip("10.2.2.2"))
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), None, &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(client_address(None, xff, &trusted), None);
     }
 
     #[test]

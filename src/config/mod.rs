@@ -55,6 +55,10 @@ pub struct FileConfig {
     pub public_base_url: Option<String>,
     /// Origins allowed to call the licence, key and certificate endpoints.
     pub cors: player::CorsConfig,
+    /// The licence request log.
+    pub licence_log: player::LicenceLogConfig,
+    /// Proxies in front of cpixd whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
@@ -242,6 +246,10 @@ pub struct Config {
     pub public_base_url_set: bool,
     /// CORS of the player-facing endpoints.
     pub cors: player::CorsConfig,
+    /// The licence request log.
+    pub licence_log: player::LicenceLogConfig,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<access::IpRange>,
 }
 
 /// Every problem found in a configuration, each with its key path.
@@ -422,6 +430,20 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         }
         None => default_public_base_url(listen, file.tls.is_some()),
     };
+    let mut trusted_proxies = Vec::new();
+    for (i, r) in file.trusted_proxies.iter().enumerate() {
+        match access::IpRange::parse(r) {
+            Ok(r) => trusted_proxies.push(r),
+            Err(e) => errors.push(format!("trusted_proxies[{i}]: {e}")),
+        }
+    }
+    let ll = &file.licence_log;
+    if ll.retention_days == 0 || ll.max_rows_per_tenant == 0 || ll.max_query_days == 0 {
+        errors.push(
+            "licence_log: retention_days, max_rows_per_tenant and max_query_days must be positive"
+                .into(),
+        );
+    }
     for (i, o) in file.cors.allowed_origins.iter().enumerate() {
         if o != "*" && player::check_public_base_url(o).is_err() {
             errors.push(format!(
@@ -585,6 +607,8 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         public_base_url_set: file.public_base_url.is_some(),
         public_base_url,
         cors: file.cors,
+        licence_log: file.licence_log,
+        trusted_proxies,
     })
 }
 
@@ -1126,6 +1150,8 @@ id = "empty"
             },
             public_base_url: Some("x".into()),
             cors: player::CorsConfig::default(),
+            licence_log: player::LicenceLogConfig::default(),
+            trusted_proxies: vec!["x".into()],
         };
         let mut paths = Vec::new();
         key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);

@@ -64,6 +64,32 @@ pub struct OAuthClientConfig {
     pub client_secret_sha256: String,
 }
 
+/// `[licence_log]`: the record of player requests behind the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct LicenceLogConfig {
+    /// Record player requests (`licences.redb` in the data directory).
+    pub enabled: bool,
+    /// Entries older than this many days are pruned.
+    pub retention_days: u64,
+    /// At most this many entries per tenant (the oldest go first).
+    pub max_rows_per_tenant: u64,
+    /// Longest time range one statistics query may span, in days.
+    pub max_query_days: u64,
+}
+
+impl Default for LicenceLogConfig {
+    fn default() -> Self {
+        LicenceLogConfig {
+            enabled: true,
+            retention_days: 90,
+            max_rows_per_tenant: 50_000_000,
+            max_query_days: 93,
+        }
+    }
+}
+
 /// Checks `public_base_url`: an absolute http(s) URL without query,
 /// fragment or trailing slash.
 pub fn check_public_base_url(url: &str) -> Result<(), String> {

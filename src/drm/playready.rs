@@ -257,6 +257,25 @@ impl PlayReadyHeader {
     }
 }
 
+/// The KIDs of a PlayReady licence challenge (the SOAP `AcquireLicense`
+/// body a client sends): those of the WRMHEADER it carries.
+pub fn challenge_kids(challenge: &[u8]) -> Result<Vec<KeyId>, DrmError> {
+    let text = std::str::from_utf8(challenge)
+        .map_err(|_| malformed("the challenge is not UTF-8".to_owned()))?;
+    let start = text
+        .find("<WRMHEADER")
+        .ok_or_else(|| malformed("no WRMHEADER in the challenge".to_owned()))?;
+    let end = text[start..]
+        .find("</WRMHEADER>")
+        .ok_or_else(|| malformed("unterminated WRMHEADER".to_owned()))?;
+    let header = &text[start..start + end + "</WRMHEADER>".len()];
+    Ok(PlayReadyHeader::parse_xml(header)?
+        .kids
+        .into_iter()
+        .map(|k| k.kid)
+        .collect())
+}
+
 /// Appends `<name>…</name>` with content written by `content`.
 fn push_element(out: &mut String, name: &str, content: impl FnOnce(&mut String)) {
     out.push('<');

@@ -202,6 +202,110 @@ fn write_field(out: &mut Vec<u8>, field: u64, v: &Out<'_>) {
     }
 }
 
+/// What a Widevine licence request (a `SignedMessage`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceRequestInfo {
+    /// `LicenseRequest.type`: new licence, renewal or release; `None` for
+    /// a service-certificate request.
+    pub kind: Option<RequestKind>,
+    /// The KIDs of the content's PSSH data (`key_id`s of every
+    /// `WidevinePsshData` found, in order, without repeats).
+    pub kids: Vec<KeyId>,
+}
+
+/// `LicenseRequest.RequestType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `NEW` (1).
+    New,
+    /// `RENEWAL` (2).
+    Renewal,
+    /// `RELEASE` (3).
+    Release,
+}
+
+/// The length-delimited fields numbered `field` of a protobuf message.
+fn bytes_fields(msg: &[u8], field: u64) -> Result<Vec<&[u8]>, DrmError> {
+    let mut out = Vec::new();
+    let mut r = ByteReader::new(msg);
+    while !r.is_empty() {
+        let tag = read_varint(&mut r)?;
+        let value = read_value(&mut r, tag & 7)?;
+        if tag >> 3 == field {
+            out.push(value.bytes("field")?);
+        }
+    }
+    Ok(out)
+}
+
+/// The varint field numbered `field` of a protobuf message, if present.
+fn varint_field(msg: &[u8], field: u64) -> Result<Option<u64>, DrmError> {
+    let mut found = None;
+    let mut r = ByteReader::new(msg);
+    while !r.is_empty() {
+        let tag = read_varint(&mut r)?;
+        let value = read_value(&mut r, tag & 7)?;
+        if tag >> 3 == field {
+            if let Wire::Varint(v) = value {
+                found = Some(v);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Reads a Widevine licence challenge: `SignedMessage { type = 1 (LICENSE_REQUEST)
+/// or 4 (SERVICE_CERTIFICATE_REQUEST), msg = LicenseRequest { content_id
+/// = ContentIdentification { widevine_pssh_data { pssh_data* } |
+/// init_data { init_data = pssh boxes } }, type } }`.
+pub fn licence_request_info(challenge: &[u8]) -> Result<LicenceRequestInfo, DrmError> {
+    let message_type = varint_field(challenge, 1)?;
+    if message_type == Some(4) {
+        return Ok(LicenceRequestInfo {
+            kind: None,
+            kids: Vec::new(),
+        });
+    }
+    let msg = bytes_fields(challenge, 2)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| malformed("SignedMessage without msg".to_owned()))?;
+    let kind = match varint_field(msg, 3)? {
+        Some(2) => RequestKind::Renewal,
+        Some(3) => RequestKind::Release,
+        _ => RequestKind::New,
+    };
+    let mut kids: Vec<KeyId> = Vec::new();
+    let mut add = |more: Vec<KeyId>| {
+        for k in more {
+            if !kids.contains(&k) && kids.len() < 256 {
+                kids.push(k);
+            }
+        }
+    };
+    for content in bytes_fields(msg, 2)? {
+        for cenc in bytes_fields(content, 1)? {
+            for data in bytes_fields(cenc, 1)? {
+                add(WidevinePsshData::decode(data)?.key_ids);
+            }
+        }
+        for init in bytes_fields(content, 4)? {
+            for boxes in bytes_fields(init, 2)? {
+                for b in PsshBox::parse_all(boxes).unwrap_or_default() {
+                    if b.system_id == SystemId::WIDEVINE {
+                        add(WidevinePsshData::decode(&b.data)?.key_ids);
+                    }
+                    add(b.key_ids);
+                }
+            }
+        }
+    }
+    Ok(LicenceRequestInfo {
+        kind: Some(kind),
+        kids,
+    })
+}
+
 /// Reads a varint of at most 10 bytes that fits in 64 bits.
 fn read_varint(r: &mut ByteReader<'_>) -> Result<u64, DrmError> {
     let over_long = || malformed("over-long varint (more than 10 bytes or 64 bits)".to_owned());

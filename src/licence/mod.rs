@@ -5,7 +5,9 @@
 //! challenges are forwarded unchanged ([`servers`]).
 
 pub mod clearkey;
+pub mod log;
 pub mod servers;
+pub mod stats;
 pub mod token;
 
 use crate::ids::SystemId;

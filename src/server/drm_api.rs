@@ -153,25 +153,34 @@ pub fn issue_token(
     Ok((token::sign(&claims, key), claims))
 }
 
-/// `GET /drm/v1/token/{assetId}` → `{"token": "<JWT>"}`.
+/// `GET /drm/v1/token/{assetId}` → `{"token": "<JWT>"}`; logged like the
+/// player requests (request type `Token`).
 pub async fn token_for_asset(
     State(state): State<Arc<AppState>>,
     Path(asset): Path<String>,
-    RawQuery(q): RawQuery,
+    uri: axum::http::Uri,
+    peer: super::licence::Peer,
     headers: HeaderMap,
 ) -> Response {
-    let result = (|| {
-        let who = authenticated(&state, &headers, q.as_deref())?;
-        let params = TokenParams::parse(q.as_deref())?;
+    let arrival = super::licence::Arrival::new(&state, &uri, &headers, &peer);
+    let who = authenticated(&state, &headers, uri.query());
+    let issued = who.as_ref().map_err(Clone::clone).and_then(|who| {
+        let params = TokenParams::parse(uri.query())?;
         issue_token(&state, &who.tenant.id, &asset, &params)
-    })();
-    match result {
-        Ok((jwt, claims)) => {
-            tracing::info!(tenant = %claims.tid, asset = %claims.sub, exp = claims.exp, "DRM token issued");
-            private(Json(json!({ "token": jwt })).into_response())
-        }
-        Err(e) => e.into_response(),
-    }
+    });
+    let claims = issued.as_ref().ok().map(|(_, c)| c.clone());
+    let result = issued
+        .map(|(jwt, _)| private(Json(json!({ "token": jwt })).into_response()))
+        .map_err(super::licence::Refusal::from);
+    let outcome = super::licence::Outcome {
+        request_type: crate::licence::log::RequestType::Token,
+        system: None,
+        tenant: who.as_ref().ok().map(|p| p.tenant.id.as_str()),
+        claims: claims.as_ref(),
+        payload_length: 0,
+        kids: Vec::new(),
+    };
+    super::licence::finish(&state, &arrival, outcome, result)
 }
 
 /// The `licenseAcquisition.endpoints` of a tenant.

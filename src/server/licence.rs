@@ -7,8 +7,8 @@
 //! authorization off; the tenant is the token's, or the one `brandGuid`
 //! names. ClearKey licences and AES-128 keys come from the store; Widevine,
 //! PlayReady and FairPlay challenges go unchanged to the tenant's licence
-//! server. Every request ends in one [`Served`] record (logged; the licence
-//! statistics read the same record).
+//! server. Every request ends in one entry of the licence request log
+//! ([`crate::licence::log`]), which the statistics read, and one log line.
 
 use super::error::ApiError;
 use super::AppState;
@@ -16,67 +16,83 @@ use crate::config::Tenant;
 use crate::drm::clearkey::parse_license_request_typed;
 use crate::ids::KeyId;
 use crate::licence::clearkey::{self, KeyServeError};
+use crate::licence::log::{LogEntry, RequestType};
 use crate::licence::servers::{self, setting_name};
 use crate::licence::token::{self, Claims, TokenError, Use};
 use crate::licence::DrmSystem;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest licence challenge accepted.
 const MAX_CHALLENGE_BYTES: usize = 256 << 10;
 
-/// What a player request was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestType {
-    /// A licence (or licence renewal) request.
-    License,
-    /// A certificate request.
-    Certificate,
-    /// An HLS AES-128 key request.
-    Key,
+/// What a request arrived with, for its log entry.
+pub struct Arrival {
+    started: Instant,
+    time_ms: u64,
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
+    url: String,
 }
 
-impl RequestType {
-    /// The name the statistics use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestType::License => "License",
-            RequestType::Certificate => "Certificate",
-            RequestType::Key => "Key",
+/// The client's address as a handler sees it.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+impl Arrival {
+    /// Notes the arrival of a request at `uri` from `peer`.
+    pub fn new(state: &AppState, uri: &Uri, headers: &HeaderMap, peer: &Peer) -> Arrival {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let ip = crate::config::access::client_address(
+            peer.as_ref().map(|Extension(ConnectInfo(a))| a.ip()),
+            forwarded,
+            &state.config.trusted_proxies,
+        );
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The URL asked, without the token.
+        let query: Vec<&str> = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("token="))
+            .collect();
+        let mut url = format!("{}{}", state.config.public_base_url, uri.path());
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        Arrival {
+            started: Instant::now(),
+            time_ms: crate::keys::now_ms(),
+            ip,
+            user_agent,
+            url,
         }
     }
 }
 
-/// One answered player request, for the log and the statistics (never a
-/// key, a token or a credential).
-#[derive(Debug, Clone)]
-pub struct Served {
-    /// The tenant, when known.
-    pub tenant: Option<String>,
-    /// The DRM system.
-    pub system: Option<DrmSystem>,
+/// Everything known about a finished request besides its arrival.
+pub struct Outcome<'a> {
     /// What was asked.
     pub request_type: RequestType,
-    /// The token's user id and asset.
-    pub token_user_id: Option<String>,
-    /// The token's content id.
-    pub token_content_id: Option<String>,
-    /// HTTP status answered.
-    pub status: u16,
-    /// Error code (`INVALID_TOKEN`, …), if refused.
-    pub error_code: Option<String>,
-    /// Error message, if refused.
-    pub error_message: Option<String>,
-    /// KIDs asked for (where the request format says).
-    pub kids: Vec<KeyId>,
+    /// The system, when known.
+    pub system: Option<DrmSystem>,
+    /// The tenant, when known.
+    pub tenant: Option<&'a str>,
+    /// The token's claims, when one verified.
+    pub claims: Option<&'a Claims>,
     /// Request body size.
     pub payload_length: usize,
-    /// Time taken.
-    pub duration: Duration,
+    /// KIDs asked for.
+    pub kids: Vec<KeyId>,
 }
 
 /// The query parameters the player endpoints read.
@@ -104,14 +120,15 @@ impl PlayerQuery {
 
 /// A refusal of a player request.
 #[derive(Debug)]
-struct Refusal {
+pub struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    /// A refusal with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             code,
@@ -121,6 +138,12 @@ impl Refusal {
 
     fn response(&self) -> Response {
         ApiError::new(self.status, self.code, self.message.clone()).into_response()
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Refusal {
+        Refusal::new(e.status, e.code, e.message)
     }
 }
 
@@ -168,6 +191,23 @@ fn tenant_named(state: &AppState, id: &str) -> Option<Arc<Tenant>> {
     state.tenants.iter().find(|t| t.id == id).cloned()
 }
 
+/// The tenant a refused request claims (its `brandGuid`, or its token's
+/// tenant, unverified), so that its refusal lands in that tenant's log.
+fn claimed_tenant(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &PlayerQuery,
+) -> Option<Arc<Tenant>> {
+    query
+        .brand_guid
+        .as_deref()
+        .and_then(|b| tenant_named(state, b))
+        .or_else(|| {
+            let t = presented_token(headers, query)?;
+            tenant_named(state, &token::unverified_claims(&t).ok()?.tid)
+        })
+}
+
 /// Checks the request's DRM token for `system` (or, without a token, that
 /// the named tenant lets requests in without one).
 fn authorize(
@@ -210,62 +250,72 @@ fn authorize(
     }
 }
 
-/// The answer and its record.
-fn served(
-    started: Instant,
-    request_type: RequestType,
-    system: Option<DrmSystem>,
-    grant: Option<&Grant>,
-    payload_length: usize,
-    kids: Vec<KeyId>,
-    outcome: Result<Response, Refusal>,
-) -> (Response, Served) {
-    let (response, error) = match outcome {
+/// Ends a request: the response, its log entry, its metrics and its log
+/// line. The entry never holds a key, a token or a credential.
+pub fn finish(
+    state: &AppState,
+    arrival: &Arrival,
+    o: Outcome<'_>,
+    result: Result<Response, Refusal>,
+) -> Response {
+    let (response, refusal) = match result {
         Ok(r) => (r, None),
         Err(refusal) => (refusal.response(), Some(refusal)),
     };
-    let claims = grant.and_then(|g| g.claims.as_ref());
-    let record = Served {
-        tenant: grant.map(|g| g.tenant.id.clone()),
-        system,
-        request_type,
-        token_user_id: claims.and_then(|c| c.uid.clone()),
-        token_content_id: claims.map(|c| c.sub.clone()),
-        status: response.status().as_u16(),
-        error_code: error.as_ref().map(|e| e.code.to_owned()),
-        error_message: error.map(|e| e.message),
-        kids,
-        payload_length,
-        duration: started.elapsed(),
-    };
-    (response, record)
-}
-
-/// Logs one player request (issue of record for the statistics).
-fn record(state: &AppState, s: &Served) {
-    let ms = (s.duration.as_secs_f64() * 1e6).round() / 1e3;
+    let status = response.status().as_u16();
+    let duration = arrival.started.elapsed();
+    let response_length = http_body::Body::size_hint(response.body())
+        .exact()
+        .or_else(|| {
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        })
+        .unwrap_or(0);
+    let tenant = o.tenant.unwrap_or("-");
+    let ms = (duration.as_secs_f64() * 1e6).round() / 1e3;
     tracing::info!(
-        tenant = s.tenant.as_deref().unwrap_or("-"),
-        system = s.system.map_or("-", DrmSystem::as_str),
-        request = s.request_type.as_str(),
-        status = s.status,
-        code = s.error_code.as_deref().unwrap_or("-"),
-        kids = s.kids.len(),
+        tenant,
+        system = o.system.map_or("-", DrmSystem::as_str),
+        request = o.request_type.as_str(),
+        status,
+        code = refusal.as_ref().map_or("-", |r| r.code),
+        kids = o.kids.len(),
         ms,
         "player request"
     );
-    let endpoint = match s.request_type {
-        RequestType::License => "acquire-license",
+    let endpoint = match o.request_type {
         RequestType::Certificate => "certificate",
         RequestType::Key => "hls-key",
+        RequestType::Token => "drm-token",
+        _ => "acquire-license",
     };
-    state.metrics.record(
-        endpoint,
-        s.tenant.as_deref().unwrap_or("-"),
-        s.status,
-        s.duration,
-        0,
-    );
+    state.metrics.record(endpoint, tenant, status, duration, 0);
+    state
+        .licence_metrics
+        .record(tenant, o.system, o.request_type, status);
+    if let (Some(writer), Some(tenant)) = (&state.log_writer, o.tenant) {
+        writer.record(LogEntry {
+            time_ms: arrival.time_ms,
+            tenant: tenant.to_owned(),
+            system: o.system,
+            request_type: o.request_type,
+            token_user_id: o.claims.and_then(|c| c.uid.clone()),
+            token_content_id: o.claims.map(|c| c.sub.clone()),
+            http_status: status,
+            error_code: refusal.as_ref().map(|r| r.code.to_owned()),
+            error_message: refusal.map(|r| r.message),
+            ip: arrival.ip,
+            user_agent: arrival.user_agent.clone(),
+            payload_length: u32::try_from(o.payload_length).unwrap_or(u32::MAX),
+            response_length: u32::try_from(response_length).unwrap_or(u32::MAX),
+            duration_us: u32::try_from(duration.as_micros()).unwrap_or(u32::MAX),
+            kids: o.kids,
+            license_url: arrival.url.clone(),
+        });
+    }
+    response
 }
 
 fn no_store(mut r: Response) -> Response {
@@ -296,82 +346,89 @@ fn key_error(e: KeyServeError) -> Refusal {
     }
 }
 
+/// What a Widevine or PlayReady challenge says about itself (KIDs and,
+/// for Widevine, renewal or release); a challenge that does not parse is
+/// still forwarded, only its entry says less.
+fn describe_challenge(system: DrmSystem, challenge: &[u8]) -> (RequestType, Vec<KeyId>) {
+    use crate::drm::{playready, widevine};
+    match system {
+        DrmSystem::Widevine => match widevine::licence_request_info(challenge) {
+            Ok(info) => {
+                let t = match info.kind {
+                    None => RequestType::Certificate,
+                    Some(widevine::RequestKind::New) => RequestType::License,
+                    Some(widevine::RequestKind::Renewal) => RequestType::Renewal,
+                    Some(widevine::RequestKind::Release) => RequestType::Release,
+                };
+                (t, info.kids)
+            }
+            Err(_) => (RequestType::License, Vec::new()),
+        },
+        DrmSystem::PlayReady => (
+            RequestType::License,
+            playready::challenge_kids(challenge).unwrap_or_default(),
+        ),
+        _ => (RequestType::License, Vec::new()),
+    }
+}
+
 /// `POST /acquire-license/{system}`
 pub async fn acquire(
     State(state): State<Arc<AppState>>,
     Path(system): Path<String>,
-    RawQuery(q): RawQuery,
+    uri: Uri,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let query = PlayerQuery::parse(q.as_deref());
-    let system = DrmSystem::parse(&system).filter(|s| *s != DrmSystem::Aes128);
-    let Some(system) = system else {
-        let (r, s) = served(
-            started,
-            RequestType::License,
-            None,
-            None,
-            0,
-            Vec::new(),
-            Err(Refusal::new(
-                StatusCode::NOT_FOUND,
-                "unknown_system",
-                "licences are for clearkey, widevine, playready or fairplay",
-            )),
+    let arrival = Arrival::new(&state, &uri, &headers, &peer);
+    let query = PlayerQuery::parse(uri.query());
+    let mut o = Outcome {
+        request_type: RequestType::License,
+        system: DrmSystem::parse(&system).filter(|s| *s != DrmSystem::Aes128),
+        tenant: None,
+        claims: None,
+        payload_length: 0,
+        kids: Vec::new(),
+    };
+    let Some(system) = o.system else {
+        let refusal = Refusal::new(
+            StatusCode::NOT_FOUND,
+            "unknown_system",
+            "licences are for clearkey, widevine, playready or fairplay",
         );
-        record(&state, &s);
-        return r;
+        return finish(&state, &arrival, o, Err(refusal));
     };
     let challenge = match read_challenge(body).await {
         Ok(b) => b,
-        Err(e) => {
-            let (r, s) = served(
-                started,
-                RequestType::License,
-                Some(system),
-                None,
-                0,
-                Vec::new(),
-                Err(e),
-            );
-            record(&state, &s);
-            return r;
-        }
+        Err(e) => return finish(&state, &arrival, o, Err(e)),
     };
+    o.payload_length = challenge.len();
     let grant = match authorize(&state, &headers, &query, system) {
         Ok(g) => g,
         Err(e) => {
-            let (r, s) = served(
-                started,
-                RequestType::License,
-                Some(system),
-                None,
-                challenge.len(),
-                Vec::new(),
-                Err(e),
-            );
-            record(&state, &s);
-            return r;
+            if system == DrmSystem::ClearKey {
+                if let Ok(r) = parse_license_request_typed(&challenge) {
+                    o.kids = r.kids;
+                }
+            } else {
+                (o.request_type, o.kids) = describe_challenge(system, &challenge);
+            }
+            let claimed = claimed_tenant(&state, &headers, &query);
+            o.tenant = claimed.as_ref().map(|t| t.id.as_str());
+            return finish(&state, &arrival, o, Err(e));
         }
     };
-    let mut kids = Vec::new();
-    let outcome = match system {
-        DrmSystem::ClearKey => clearkey_licence(&state, &grant, &challenge, &mut kids),
-        _ => proxied_licence(&state, &grant, system, &headers, challenge.clone()).await,
+    let result = match system {
+        DrmSystem::ClearKey => clearkey_licence(&state, &grant, &challenge, &mut o.kids),
+        _ => {
+            (o.request_type, o.kids) = describe_challenge(system, &challenge);
+            proxied_licence(&state, &grant, system, &headers, challenge).await
+        }
     };
-    let (r, s) = served(
-        started,
-        RequestType::License,
-        Some(system),
-        Some(&grant),
-        challenge.len(),
-        kids,
-        outcome,
-    );
-    record(&state, &s);
-    r
+    o.tenant = Some(&grant.tenant.id);
+    o.claims = grant.claims.as_ref();
+    finish(&state, &arrival, o, result)
 }
 
 fn clearkey_licence(
@@ -442,50 +499,38 @@ async fn proxied_licence(
 pub async fn hls_key(
     State(state): State<Arc<AppState>>,
     Path((content_id, kid)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
+    uri: Uri,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let query = PlayerQuery::parse(q.as_deref());
-    let system = Some(DrmSystem::Aes128);
+    let arrival = Arrival::new(&state, &uri, &headers, &peer);
+    let query = PlayerQuery::parse(uri.query());
+    let mut o = Outcome {
+        request_type: RequestType::Key,
+        system: Some(DrmSystem::Aes128),
+        tenant: None,
+        claims: None,
+        payload_length: 0,
+        kids: Vec::new(),
+    };
     let kid = match KeyId::parse_uuid(&kid) {
         Ok(k) => k,
         Err(e) => {
-            let (r, s) = served(
-                started,
-                RequestType::Key,
-                system,
-                None,
-                0,
-                Vec::new(),
-                Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("kid: {e}"),
-                )),
-            );
-            record(&state, &s);
-            return r;
+            let refusal = Refusal::new(StatusCode::BAD_REQUEST, "bad_request", format!("kid: {e}"));
+            return finish(&state, &arrival, o, Err(refusal));
         }
     };
+    o.kids.push(kid);
     let grant = match authorize(&state, &headers, &query, DrmSystem::Aes128) {
         Ok(g) => g,
         Err(e) => {
-            let (r, s) = served(
-                started,
-                RequestType::Key,
-                system,
-                None,
-                0,
-                vec![kid],
-                Err(e),
-            );
-            record(&state, &s);
-            return r;
+            let claimed = claimed_tenant(&state, &headers, &query);
+            o.tenant = claimed.as_ref().map(|t| t.id.as_str());
+            return finish(&state, &arrival, o, Err(e));
         }
     };
     let asset = grant.claims.as_ref().map(|c| c.sub.as_str());
-    let outcome = clearkey::raw_key(&*state.store, &grant.tenant.id, &content_id, kid, asset)
+    let result = clearkey::raw_key(&*state.store, &grant.tenant.id, &content_id, kid, asset)
         .map_err(key_error)
         .map(|key| {
             let mut r = (StatusCode::OK, key.expose().to_vec()).into_response();
@@ -495,17 +540,9 @@ pub async fn hls_key(
             );
             no_store(r)
         });
-    let (r, s) = served(
-        started,
-        RequestType::Key,
-        system,
-        Some(&grant),
-        0,
-        vec![kid],
-        outcome,
-    );
-    record(&state, &s);
-    r
+    o.tenant = Some(&grant.tenant.id);
+    o.claims = grant.claims.as_ref();
+    finish(&state, &arrival, o, result)
 }
 
 /// `GET /license/v1/certificate/{system}`: the tenant's Widevine service
@@ -514,14 +551,22 @@ pub async fn hls_key(
 pub async fn certificate(
     State(state): State<Arc<AppState>>,
     Path(system): Path<String>,
-    RawQuery(q): RawQuery,
+    uri: Uri,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let query = PlayerQuery::parse(q.as_deref());
+    let arrival = Arrival::new(&state, &uri, &headers, &peer);
+    let query = PlayerQuery::parse(uri.query());
     let system = DrmSystem::parse(&system)
         .filter(|s| matches!(s, DrmSystem::Widevine | DrmSystem::FairPlay));
-    let outcome = (|| {
+    let tenant = match (&query.brand_guid, presented_token(&headers, &query)) {
+        (Some(b), _) => tenant_named(&state, b),
+        (None, Some(t)) => token::unverified_claims(&t)
+            .ok()
+            .and_then(|c| tenant_named(&state, &c.tid)),
+        (None, None) => None,
+    };
+    let result = (|| {
         let system = system.ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -529,14 +574,7 @@ pub async fn certificate(
                 "certificates are for widevine or fairplay",
             )
         })?;
-        let tenant = match (&query.brand_guid, presented_token(&headers, &query)) {
-            (Some(b), _) => tenant_named(&state, b),
-            (None, Some(t)) => token::unverified_claims(&t)
-                .ok()
-                .and_then(|c| tenant_named(&state, &c.tid)),
-            (None, None) => None,
-        }
-        .ok_or_else(|| {
+        let tenant = tenant.as_ref().ok_or_else(|| {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -575,25 +613,15 @@ pub async fn certificate(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         );
-        Ok((r, tenant))
+        Ok(r)
     })();
-    let (response, tenant) = match outcome {
-        Ok((r, t)) => (Ok(r), Some(t)),
-        Err(e) => (Err(e), None),
-    };
-    let grant = tenant.map(|tenant| Grant {
-        tenant,
-        claims: None,
-    });
-    let (r, s) = served(
-        started,
-        RequestType::Certificate,
+    let o = Outcome {
+        request_type: RequestType::Certificate,
         system,
-        grant.as_ref(),
-        0,
-        Vec::new(),
-        response,
-    );
-    record(&state, &s);
-    r
+        tenant: tenant.as_ref().map(|t| t.id.as_str()),
+        claims: None,
+        payload_length: 0,
+        kids: Vec::new(),
+    };
+    finish(&state, &arrival, o, result)
 }

@@ -99,6 +99,79 @@ impl Metrics {
     }
 }
 
+/// (tenant, system, request type, status class).
+type LicenceSeries = (String, &'static str, &'static str, &'static str);
+
+/// Player requests by tenant, system, request type and status class
+/// (`cpixd_licence_requests_total`).
+#[derive(Debug, Default)]
+pub struct LicenceMetrics {
+    counts: Mutex<BTreeMap<LicenceSeries, u64>>,
+}
+
+impl LicenceMetrics {
+    /// Counts one finished player request.
+    pub fn record(
+        &self,
+        tenant: &str,
+        system: Option<crate::licence::DrmSystem>,
+        request_type: crate::licence::log::RequestType,
+        status: u16,
+    ) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        if let Ok(mut m) = self.counts.lock() {
+            *m.entry((
+                tenant.to_owned(),
+                system.map_or("-", |s| s.as_str()),
+                request_type.as_str(),
+                class,
+            ))
+            .or_default() += 1;
+        }
+    }
+
+    /// The family in Prometheus text, with the log writer's counters.
+    pub fn render(&self, writer: Option<&crate::licence::log::WriterStats>) -> String {
+        use std::sync::atomic::Ordering;
+        let mut out = String::new();
+        out.push_str("# HELP cpixd_licence_requests_total Player requests (licences, certificates, keys, tokens) by tenant, system, type and status class.\n");
+        out.push_str("# TYPE cpixd_licence_requests_total counter\n");
+        if let Ok(m) = self.counts.lock() {
+            for ((tenant, system, t, class), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "cpixd_licence_requests_total{{tenant=\"{}\",system=\"{system}\",type=\"{t}\",class=\"{class}\"}} {n}",
+                    label(tenant)
+                );
+            }
+        }
+        if let Some(w) = writer {
+            out.push_str(
+                "# HELP cpixd_licence_log_entries_total Licence log entries by outcome.\n",
+            );
+            out.push_str("# TYPE cpixd_licence_log_entries_total counter\n");
+            for (outcome, n) in [
+                ("written", &w.written),
+                ("dropped", &w.dropped),
+                ("failed", &w.failed),
+                ("pruned", &w.pruned),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "cpixd_licence_log_entries_total{{outcome=\"{outcome}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

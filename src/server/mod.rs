@@ -14,6 +14,7 @@ pub mod kms;
 pub mod licence;
 pub mod metrics;
 pub mod oauth;
+pub mod stats;
 
 use crate::config::{Config, Tenant};
 use crate::crypto::{OsRandom, SecureRandom};
@@ -57,6 +58,12 @@ pub struct AppState {
     pub signers: crate::licence::Signers,
     /// The licence servers behind cpixd.
     pub licence_servers: crate::licence::servers::LicenceServers,
+    /// Player requests, for `/metrics`.
+    pub licence_metrics: metrics::LicenceMetrics,
+    /// The licence request log, when enabled.
+    pub licence_log: Option<Arc<dyn crate::licence::log::LicenceLog>>,
+    /// Its writer.
+    pub log_writer: Option<crate::licence::log::LogWriter>,
     /// Permits for large requests parsed and filled on the blocking pool
     /// (two per core): a burst of them queues instead of taking every CPU.
     pub heavy_work: tokio::sync::Semaphore,
@@ -94,6 +101,9 @@ impl AppState {
             gateway,
             signers: crate::licence::Signers::default(),
             licence_servers,
+            licence_metrics: metrics::LicenceMetrics::default(),
+            licence_log: None,
+            log_writer: None,
             heavy_work: tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -105,6 +115,24 @@ impl AppState {
 /// route to reach it.
 async fn ok() -> StatusCode {
     StatusCode::NO_CONTENT
+}
+
+impl AppState {
+    /// Adds the licence request log (and starts its writer) under the
+    /// configured retention.
+    pub fn with_licence_log(mut self, log: Arc<dyn crate::licence::log::LicenceLog>) -> Self {
+        let c = &self.config.licence_log;
+        let retention = crate::licence::log::Retention {
+            max_age: Duration::from_secs(c.retention_days.saturating_mul(86_400)),
+            max_rows_per_tenant: c.max_rows_per_tenant,
+        };
+        self.log_writer = Some(crate::licence::log::LogWriter::start(
+            log.clone(),
+            retention,
+        ));
+        self.licence_log = Some(log);
+        self
+    }
 }
 
 async fn healthz() -> Response {
@@ -132,6 +160,10 @@ async fn metrics_text(axum::extract::State(s): axum::extract::State<Arc<AppState
     let mut text = s.metrics.render();
     text.push_str(&s.gateway.metrics_text());
     text.push_str(&s.connections.metrics_text());
+    text.push_str(
+        &s.licence_metrics
+            .render(s.log_writer.as_ref().map(|w| &*w.stats)),
+    );
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -259,6 +291,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(drm_api::rotate_signing_key),
         )
         .route("/oauth/token", post(oauth::token))
+        .route("/drm/v1/list-requests", get(stats::list_requests))
+        .route("/drm/v1/license-count", get(stats::license_count))
+        .route("/drm/v1/histogram", get(stats::histogram))
+        .route("/drm/v1/license-metrics", get(stats::license_metrics))
+        .route(
+            "/drm/v1/license-error-codes",
+            get(stats::license_error_codes),
+        )
         .route("/proxy", get(gateway::platforms))
         .route("/proxy/{platform}", get(gateway::catalogue))
         .route("/proxy/{platform}/{*rest}", any(gateway::forward))
@@ -502,12 +542,15 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     };
     let licence_servers =
         crate::licence::servers::LicenceServers::for_config(&config).map_err(|e| e.join("; "))?;
-    let state = Arc::new(AppState::new(
-        config,
-        store.clone(),
-        Arc::new(gateway),
-        licence_servers,
-    ));
+    let log_path = config.data_dir.join("licences.redb");
+    let licence_log = config.licence_log.enabled;
+    let mut state = AppState::new(config, store.clone(), Arc::new(gateway), licence_servers);
+    if licence_log {
+        let log = crate::store::licence_log::EmbeddedLicenceLog::open(&log_path)
+            .map_err(|e| e.to_string())?;
+        state = state.with_licence_log(Arc::new(log));
+    }
+    let state = Arc::new(state);
     let stop_metrics = Arc::new(tokio::sync::Notify::new());
     let metrics_task = metrics_listener.map(|l| {
         tracing::info!(address = ?l.local_addr().ok(), "metrics listener: GET /metrics");
@@ -530,7 +573,17 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
         })
     });
     let conns = state.connections.clone();
-    serve(listener, router(state), tls, conns, shutdown, drain).await;
+    serve(listener, router(state.clone()), tls, conns, shutdown, drain).await;
+    if let Some(writer) = &state.log_writer {
+        writer.shutdown();
+        tracing::info!(
+            written = writer
+                .stats
+                .written
+                .load(std::sync::atomic::Ordering::Relaxed),
+            "licence log flushed"
+        );
+    }
     stop_metrics.notify_one();
     if let Some(t) = metrics_task {
         let _ = t.await;

@@ -2,5 +2,6 @@
 //! the data directory, pure Rust, no server to run.
 
 pub mod embedded;
+pub mod licence_log;
 
 pub use embedded::EmbeddedStore;

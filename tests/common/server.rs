@@ -83,7 +83,12 @@ impl TestServer {
         };
         let licence = cpixd::licence::servers::LicenceServers::for_config(&cfg)
             .unwrap_or_else(|e| panic!("licence servers: {e:?}"));
-        let state = Arc::new(AppState::new(cfg, store.clone(), gateway, licence));
+        let log =
+            cpixd::store::licence_log::EmbeddedLicenceLog::open(&data_dir.join("licences.redb"))
+                .expect("licence log");
+        let state = Arc::new(
+            AppState::new(cfg, store.clone(), gateway, licence).with_licence_log(Arc::new(log)),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(state.clone());
         let conns = state.connections.clone();
