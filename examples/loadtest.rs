@@ -12,7 +12,10 @@
 //!    validated, looked up in the store, filled and written;
 //! 4. (b) a channel-start storm: N concurrent requests for new content
 //!    (fresh content ids and KIDs, so every key is a durable write), then
-//!    SIGKILL, restart, and a check that every key comes back identical.
+//!    SIGKILL, restart, and a check that every key comes back identical;
+//! 5. (c) ClearKey licences for 2 KIDs with a DRM token, every request
+//!    recorded in the licence log, and (c') the same with the log off,
+//!    beside a baseline handler returning a body of the licence's size.
 //!
 //! It prints requests/s, p50/p99 latency and each cpixd's peak RSS. Traffic
 //! goes to 127.0.0.1 only and the run is bounded in count and time.
@@ -83,10 +86,16 @@ fn wait_listening(child: &mut Child) -> String {
 /// Starts cpixd on `dir`; `cache_bytes` sets `limits.response_cache_bytes`
 /// (`None`: the default, 16 MiB).
 fn start_cpixd(bin: &Path, dir: &Path, cache_bytes: Option<usize>) -> (Child, String) {
-    let cfg = dir.join("cpixd.toml");
     let limits = cache_bytes
         .map(|n| format!("[limits]\nresponse_cache_bytes = {n}\n"))
         .unwrap_or_default();
+    start_cpixd_with(bin, dir, &limits)
+}
+
+/// Starts cpixd on `dir` with `extra` configuration tables.
+fn start_cpixd_with(bin: &Path, dir: &Path, extra: &str) -> (Child, String) {
+    let cfg = dir.join("cpixd.toml");
+    let limits = extra;
     std::fs::write(
         &cfg,
         format!(
@@ -128,13 +137,28 @@ fn client() -> HttpClient {
 }
 
 async fn post(c: &HttpClient, url: &str, body: &Bytes) -> Result<(u16, Bytes), String> {
-    let req = hyper::Request::post(url)
-        .header("x-api-key", API_KEY)
-        .header("x-tenant-id", "load")
-        .header("x-speke-version", "2.0")
-        .header("content-type", "application/xml")
-        .body(Full::new(body.clone()))
-        .map_err(|e| e.to_string())?;
+    send(c, url, body, None).await
+}
+
+/// A SPEKE 2.0 request, or (with `bearer`) a licence request.
+async fn send(
+    c: &HttpClient,
+    url: &str,
+    body: &Bytes,
+    bearer: Option<&str>,
+) -> Result<(u16, Bytes), String> {
+    let req = match bearer {
+        None => hyper::Request::post(url)
+            .header("x-api-key", API_KEY)
+            .header("x-tenant-id", "load")
+            .header("x-speke-version", "2.0")
+            .header("content-type", "application/xml"),
+        Some(token) => hyper::Request::post(url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json"),
+    }
+    .body(Full::new(body.clone()))
+    .map_err(|e| e.to_string())?;
     let resp = c.request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let bytes = resp
@@ -169,18 +193,29 @@ impl Stats {
 
 /// `connections` workers send `body` to `url` for `seconds`.
 async fn closed_loop(url: &str, body: Bytes, connections: usize, seconds: u64) -> Stats {
+    closed_loop_as(url, body, None, connections, seconds).await
+}
+
+/// [`closed_loop`], as a player with a DRM token when `bearer` is set.
+async fn closed_loop_as(
+    url: &str,
+    body: Bytes,
+    bearer: Option<String>,
+    connections: usize,
+    seconds: u64,
+) -> Stats {
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (c, url, body) = (c.clone(), url.to_owned(), body.clone());
+        let (c, url, body, bearer) = (c.clone(), url.to_owned(), body.clone(), bearer.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let mut errors = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match post(&c, &url, &body).await {
+                match send(&c, &url, &body, bearer.as_deref()).await {
                     Ok((200, _)) => lat.push(t.elapsed().as_micros() as u64),
                     _ => errors += 1,
                 }
@@ -376,6 +411,61 @@ fn main() {
     let _ = again.kill();
     let _ = again.wait();
 
+    // (c) ClearKey licences, with and without the licence log.
+    let mut licences = Vec::new();
+    let mut licence_size = 0;
+    for (name, extra) in [("log on", ""), ("log off", "[licence_log]\nenabled = false\n")] {
+        let ldir = tempfile::tempdir().unwrap();
+        let (mut server, laddr) = start_cpixd_with(&a.cpixd, ldir.path(), extra);
+        let lreq = Bytes::from(template.replace("contentId=\"channel-5\"", "contentId=\"licence-load\""));
+        let r = rt
+            .block_on(post(&client(), &format!("http://{laddr}/kms/v1/speke2"), &lreq))
+            .expect("keys for the licence runs");
+        assert_eq!(r.0, 200, "{}", String::from_utf8_lossy(&r.1));
+        let token = rt.block_on(async {
+            let req = hyper::Request::get(format!("http://{laddr}/drm/v1/token/licence-load"))
+                .header("x-api-key", API_KEY)
+                .header("x-tenant-id", "load")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let resp = client().request(req).await.expect("token");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("token JSON");
+            v["token"].as_str().expect("token").to_owned()
+        });
+        let b64 = |k: &str| {
+            let mut s = String::new();
+            cpixd::b64::encode_url_into(cpixd::ids::KeyId::parse_uuid(k).unwrap().as_bytes(), &mut s);
+            s
+        };
+        let lbody = Bytes::from(format!(r#"{{"kids":["{}","{}"],"type":"temporary"}}"#, b64(&kids[0]), b64(&kids[1])));
+        let lurl = format!("http://{laddr}/acquire-license/clearkey");
+        let first = rt
+            .block_on(send(&client(), &lurl, &lbody, Some(&token)))
+            .expect("licence");
+        assert_eq!(first.0, 200, "{}", String::from_utf8_lossy(&first.1));
+        assert!(first.1.windows(3).any(|w| w == b"oct"), "licence carries keys");
+        licence_size = first.1.len();
+        let stats = rt.block_on(closed_loop_as(&lurl, lbody, Some(token), a.connections, a.seconds));
+        let _ = server.kill();
+        let _ = server.wait();
+        licences.push((name, stats));
+    }
+    let mut lbaseline = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &licence_size.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lbase_addr = wait_listening(&mut lbaseline);
+    let licence_base = rt.block_on(closed_loop(
+        &format!("http://{lbase_addr}/"),
+        Bytes::from_static(b"{}"),
+        a.connections,
+        a.seconds,
+    ));
+    let _ = lbaseline.kill();
+    let _ = lbaseline.wait();
+
     println!("| run | requests | errors | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     for (name, s) in [
@@ -386,6 +476,9 @@ fn main() {
         ),
         ("(a') cpixd, existing keys, response cache off", &no_cache),
         ("(b) cpixd, storm of new content", &storm_stats),
+        ("baseline axum, licence-sized body", &licence_base),
+        ("(c) ClearKey licence, 2 KIDs, licence log on (default)", &licences[0].1),
+        ("(c') ClearKey licence, 2 KIDs, licence log off", &licences[1].1),
     ] {
         println!(
             "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
@@ -410,5 +503,12 @@ fn main() {
     );
     println!(
         "cpixd peak RSS (VmHWM): {rss:.1} MiB over (a) and (b); {uncached_rss:.1} MiB for (a')"
+    );
+    println!(
+        "licences ({licence_size} bytes): (c)/baseline = {:.0} %, (c')/baseline = {:.0} %; p50 with the log {:.2} ms, without {:.2} ms",
+        100.0 * licences[0].1.rps() / licence_base.rps(),
+        100.0 * licences[1].1.rps() / licence_base.rps(),
+        licences[0].1.pct(0.5),
+        licences[1].1.pct(0.5)
     );
 }

@@ -2,6 +2,7 @@
 //! (`speke answer`, `pssh decode`). Each command returns its exit code.
 //! The gateway's commands are in `cli/platforms.rs`.
 
+pub mod licences;
 pub mod platforms;
 pub mod player;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// DRM tokens for players (stop the server first).
     #[command(subcommand)]
     Token(player::TokenCommand),
+    /// The licence request log, as JSON (stop the server first).
+    #[command(subcommand)]
+    Licences(licences::LicencesCommand),
     /// Read a secret from standard input and print its hex SHA-256, for
     /// `api_key_sha256` / `password_sha256` in the config.
     HashSecret,
@@ -447,14 +451,19 @@ pub fn config_check(file: &std::path::Path) -> Result<i32, CliError> {
     }
 }
 
-fn open_store(
-    args: &StoreArgs,
-) -> Result<(crate::config::Config, crate::store::EmbeddedStore), String> {
+/// The configuration a store command works on.
+fn load_config(args: &StoreArgs) -> Result<crate::config::Config, String> {
     let over = crate::config::Overrides {
         listen: None,
         data_dir: args.data_dir.clone(),
     };
-    let config = crate::config::load(args.config.as_deref(), &over).map_err(|e| e.to_string())?;
+    crate::config::load(args.config.as_deref(), &over).map_err(|e| e.to_string())
+}
+
+fn open_store(
+    args: &StoreArgs,
+) -> Result<(crate::config::Config, crate::store::EmbeddedStore), String> {
+    let config = load_config(args)?;
     let path = config.data_dir.join("keys.redb");
     if !path.exists() {
         return Err(format!("no key store at {}", path.display()));
@@ -627,6 +636,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Keys(k) => keys(&k),
         Command::Token(player::TokenCommand::Issue(a)) => Ok(player::issue(&a)),
+        Command::Licences(l) => Ok(licences::run(&l)),
         Command::HashSecret => hash_secret(),
         Command::Cpix(CpixCommand::Decrypt {
             key,

@@ -314,4 +314,36 @@ fn the_log_survives_a_clean_stop_and_a_sigkill() {
     let server = common::child::start(dir.path(), Some(&config), &[("CPIXD_LOG", "info")]);
     assert_eq!(count(&server.base), 50);
     server.sigterm();
+    // The same log from the command line, stopped.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["licences", "list", "--tenant", "acme", "--type", "Token"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(lines
+        .iter()
+        .all(|l| l["requestType"] == "Token" && l["tenantId"] == "acme"));
+    let out = cli(&["licences", "stats", "--tenant", "acme", "--by", "hour"]);
+    assert!(out.status.success());
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 24 hours from an arbitrary minute touch 25 hour buckets.
+    assert_eq!(rows.as_array().unwrap().len(), 25);
+    let out = cli(&["licences", "stats", "--tenant", "acme", "--by", "week"]);
+    assert_eq!(out.status.code(), Some(2));
 }
