@@ -414,12 +414,20 @@ fn main() {
     // (c) ClearKey licences, with and without the licence log.
     let mut licences = Vec::new();
     let mut licence_size = 0;
-    for (name, extra) in [("log on", ""), ("log off", "[licence_log]\nenabled = false\n")] {
+    for (name, extra) in [
+        ("log on", ""),
+        ("log off", "[licence_log]\nenabled = false\n"),
+    ] {
         let ldir = tempfile::tempdir().unwrap();
         let (mut server, laddr) = start_cpixd_with(&a.cpixd, ldir.path(), extra);
-        let lreq = Bytes::from(template.replace("contentId=\"channel-5\"", "contentId=\"licence-load\""));
+        let lreq =
+            Bytes::from(template.replace("contentId=\"channel-5\"", "contentId=\"licence-load\""));
         let r = rt
-            .block_on(post(&client(), &format!("http://{laddr}/kms/v1/speke2"), &lreq))
+            .block_on(post(
+                &client(),
+                &format!("http://{laddr}/kms/v1/speke2"),
+                &lreq,
+            ))
             .expect("keys for the licence runs");
         assert_eq!(r.0, 200, "{}", String::from_utf8_lossy(&r.1));
         let token = rt.block_on(async {
@@ -435,18 +443,34 @@ fn main() {
         });
         let b64 = |k: &str| {
             let mut s = String::new();
-            cpixd::b64::encode_url_into(cpixd::ids::KeyId::parse_uuid(k).unwrap().as_bytes(), &mut s);
+            cpixd::b64::encode_url_into(
+                cpixd::ids::KeyId::parse_uuid(k).unwrap().as_bytes(),
+                &mut s,
+            );
             s
         };
-        let lbody = Bytes::from(format!(r#"{{"kids":["{}","{}"],"type":"temporary"}}"#, b64(&kids[0]), b64(&kids[1])));
+        let lbody = Bytes::from(format!(
+            r#"{{"kids":["{}","{}"],"type":"temporary"}}"#,
+            b64(&kids[0]),
+            b64(&kids[1])
+        ));
         let lurl = format!("http://{laddr}/acquire-license/clearkey");
         let first = rt
             .block_on(send(&client(), &lurl, &lbody, Some(&token)))
             .expect("licence");
         assert_eq!(first.0, 200, "{}", String::from_utf8_lossy(&first.1));
-        assert!(first.1.windows(3).any(|w| w == b"oct"), "licence carries keys");
+        assert!(
+            first.1.windows(3).any(|w| w == b"oct"),
+            "licence carries keys"
+        );
         licence_size = first.1.len();
-        let stats = rt.block_on(closed_loop_as(&lurl, lbody, Some(token), a.connections, a.seconds));
+        let stats = rt.block_on(closed_loop_as(
+            &lurl,
+            lbody,
+            Some(token),
+            a.connections,
+            a.seconds,
+        ));
         let _ = server.kill();
         let _ = server.wait();
         licences.push((name, stats));
@@ -477,8 +501,14 @@ fn main() {
         ("(a') cpixd, existing keys, response cache off", &no_cache),
         ("(b) cpixd, storm of new content", &storm_stats),
         ("baseline axum, licence-sized body", &licence_base),
-        ("(c) ClearKey licence, 2 KIDs, licence log on (default)", &licences[0].1),
-        ("(c') ClearKey licence, 2 KIDs, licence log off", &licences[1].1),
+        (
+            "(c) ClearKey licence, 2 KIDs, licence log on (default)",
+            &licences[0].1,
+        ),
+        (
+            "(c') ClearKey licence, 2 KIDs, licence log off",
+            &licences[1].1,
+        ),
     ] {
         println!(
             "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",

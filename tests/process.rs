@@ -316,3 +316,50 @@ fn sigterm_right_after_the_listening_line_is_a_clean_stop() {
         assert!(log.contains("key store flushed"), "{log}");
     }
 }
+
+/// With `--listen 127.0.0.1:0` and no `public_base_url`, the licence URL in
+/// the SPEKE answer and in the settings carries the port actually bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn signalled_urls_follow_the_port_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), None);
+    assert!(!server.base.ends_with(":0"), "{}", server.base);
+    let api_key = std::fs::read_to_string(dir.path().join("default-api-key")).unwrap();
+    let auth = [("x-api-key", api_key.trim()), ("x-tenant-id", "default")];
+    let body = common::read(
+        &common::fixtures()
+            .join("requests")
+            .join("v1-clearkey-common-pssh-vod.xml"),
+    );
+    let r = send(
+        "POST",
+        &format!("{}/kms/v1/copyProtection", server.base),
+        &auth,
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = format!("{}/acquire-license/clearkey?brandGuid=default", server.base);
+    let text = r.text();
+    let cpd: Vec<String> = text
+        .split("ContentProtectionData>")
+        .skip(1)
+        .step_by(2)
+        .filter_map(|rest| cpixd::b64::decode(rest.split('<').next()?.trim()))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    assert!(
+        cpd.iter().any(|x| x.contains(&format!(">{want}<"))),
+        "{want} not in {cpd:?}"
+    );
+    let r = send(
+        "GET",
+        &format!("{}/drm/v1/settings", server.base),
+        &auth,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&want), "{}", r.text());
+    server.sigterm();
+}

@@ -133,7 +133,8 @@ fn hex(bytes: &[u8]) -> String {
 /// The Shaka Packager flags for `keys` (KID, key, scheme): raw-key
 /// encryption, the protection scheme, one `--keys` entry per key (label
 /// empty for a single key, so every stream uses it; the KID otherwise, for
-/// the streams' `drm_label=`) and the W3C common PSSH box of all KIDs.
+/// the streams' `drm_label=`), the W3C common PSSH box of all KIDs, and
+/// `--clear_lead 0` (Shaka Packager otherwise leaves the first 5 s clear).
 pub fn shaka_flags(keys: &[(KeyId, [u8; 16])], scheme: Option<&str>) -> String {
     let entries: Vec<String> = keys
         .iter()
@@ -160,6 +161,7 @@ pub fn shaka_flags(keys: &[(KeyId, [u8; 16])], scheme: Option<&str>) -> String {
     out.push_str(&entries.join(","));
     out.push_str(" --pssh ");
     out.push_str(&hex(&common_pssh_box(&kids).to_bytes()));
+    out.push_str(" --clear_lead 0");
     out
 }
 
@@ -230,7 +232,7 @@ mod tests {
         let one = shaka_flags(&[(k1, [0x11; 16])], Some("cenc"));
         assert_eq!(
             one,
-            "--enable_raw_key_encryption --protection_scheme cenc --keys label=:key_id=0f083e4eb8314a3d917ece78076e54aa:key=11111111111111111111111111111111 --pssh 0000003470737368010000001077efecc0b24d02ace33c1e52e2fb4b000000010f083e4eb8314a3d917ece78076e54aa00000000"
+            "--enable_raw_key_encryption --protection_scheme cenc --keys label=:key_id=0f083e4eb8314a3d917ece78076e54aa:key=11111111111111111111111111111111 --pssh 0000003470737368010000001077efecc0b24d02ace33c1e52e2fb4b000000010f083e4eb8314a3d917ece78076e54aa00000000 --clear_lead 0"
         );
         let two = shaka_flags(&[(k1, [1; 16]), (k2, [2; 16])], None);
         assert!(two.contains("label=0f083e4e-b831-4a3d-917e-ce78076e54aa:key_id="));

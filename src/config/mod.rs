@@ -612,6 +612,24 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
     })
 }
 
+impl Config {
+    /// With no `public_base_url` and a listener on port 0, the signalled URLs
+    /// follow the port the listener actually got.
+    pub fn follow_bound_address(&mut self, bound: SocketAddr) {
+        if self.public_base_url_set || self.listen.port() != 0 {
+            return;
+        }
+        let new = default_public_base_url(
+            SocketAddr::new(self.listen.ip(), bound.port()),
+            self.tls.is_some(),
+        );
+        for t in &mut self.tenants {
+            player::rebase_signalling(&mut t.drm, &self.public_base_url, &new);
+        }
+        self.public_base_url = new;
+    }
+}
+
 /// `http(s)://LISTEN` when `public_base_url` is not set; an unspecified
 /// listen address (0.0.0.0, ::) becomes the loopback address.
 fn default_public_base_url(listen: SocketAddr, tls: bool) -> String {

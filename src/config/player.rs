@@ -163,6 +163,23 @@ pub fn resolve_signalling(
     }
 }
 
+/// Moves every signalled URL that starts with `old` (the derived base of a
+/// listener on port 0) to `new`, the base of the port actually bound.
+pub fn rebase_signalling(drm: &mut DrmSettings, old: &str, new: &str) {
+    let move_url = |u: &mut String| {
+        if let Some(rest) = u.strip_prefix(old) {
+            if rest.starts_with('/') {
+                *u = format!("{new}{rest}");
+            }
+        }
+    };
+    move_url(&mut drm.clearkey.license_url_template);
+    move_url(&mut drm.hls_aes128.key_uri_template);
+    move_url(&mut drm.fairplay.key_uri_template);
+    drm.playready.la_url.iter_mut().for_each(move_url);
+    drm.playready.lui_url.iter_mut().for_each(move_url);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +203,27 @@ mod tests {
         ] {
             assert!(check_public_base_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rebase_moves_only_urls_under_the_old_base() {
+        let mut d = DrmSettings::default();
+        d.fairplay.key_uri_template = "skd://{kid}".into();
+        resolve_signalling(&mut d, "http://127.0.0.1:0", "acme", true);
+        rebase_signalling(&mut d, "http://127.0.0.1:0", "http://127.0.0.1:4711");
+        assert_eq!(
+            d.clearkey.license_url_template,
+            "http://127.0.0.1:4711/acquire-license/clearkey?brandGuid=acme"
+        );
+        assert!(d
+            .hls_aes128
+            .key_uri_template
+            .starts_with("http://127.0.0.1:4711/hls/v1/key/"));
+        assert_eq!(
+            d.playready.la_url.as_deref(),
+            Some("http://127.0.0.1:4711/acquire-license/playready?brandGuid=acme")
+        );
+        assert_eq!(d.fairplay.key_uri_template, "skd://{kid}");
     }
 
     #[test]

@@ -513,6 +513,7 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     let listener =
         bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    config.follow_bound_address(addr);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         address = %addr,
