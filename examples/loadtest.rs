@@ -15,13 +15,16 @@
 //!    SIGKILL, restart, and a check that every key comes back identical;
 //! 5. (c) ClearKey licences for 2 KIDs with a DRM token, every request
 //!    recorded in the licence log, and (c') the same with the log off,
-//!    beside a baseline handler returning a body of the licence's size.
+//!    beside a baseline handler returning a body of the licence's size; then
+//!    each again at a steady rate (`--licence-rate`, default 2000/s, below
+//!    saturation, as licence traffic is), where the latency a player sees is
+//!    compared with the log on and off.
 //!
 //! It prints requests/s, p50/p99 latency and each cpixd's peak RSS. Traffic
 //! goes to 127.0.0.1 only and the run is bounded in count and time.
 //!
 //!   cargo build --release --bin cpixd --example loadtest
-//!   target/release/examples/loadtest [--seconds 10] [--connections 32] [--storm 1000]
+//!   target/release/examples/loadtest [--seconds 10] [--connections 32] [--storm 1000] [--licence-rate 2000]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -39,6 +42,7 @@ struct Args {
     seconds: u64,
     connections: usize,
     storm: usize,
+    licence_rate: u64,
     cpixd: PathBuf,
 }
 
@@ -47,6 +51,7 @@ fn args() -> Args {
         seconds: 10,
         connections: 32,
         storm: 1000,
+        licence_rate: 2000,
         cpixd: PathBuf::from("target/release/cpixd"),
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +61,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().parse().expect("--seconds N"),
             "--connections" => a.connections = value().parse().expect("--connections N"),
             "--storm" => a.storm = value().parse().expect("--storm N"),
+            "--licence-rate" => a.licence_rate = value().parse().expect("--licence-rate N"),
             "--cpixd" => a.cpixd = value().into(),
             other => panic!("unknown argument {other}"),
         }
@@ -229,6 +235,43 @@ async fn closed_loop_as(
         let (l, e) = t.await.unwrap();
         all.extend(l);
         errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Stats {
+        requests: all.len(),
+        errors,
+        seconds,
+        latencies_us: all,
+    }
+}
+
+/// `rate` requests a second to `url` for `seconds`, each sent on its own
+/// schedule whatever the others do (an open loop), as a player with a DRM
+/// token when `bearer` is set. Latency runs from each request's send.
+async fn paced(url: &str, body: Bytes, bearer: Option<String>, rate: u64, seconds: u64) -> Stats {
+    let c = client();
+    let started = tokio::time::Instant::now();
+    let total = rate * seconds;
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+        let (c, url, body, bearer) = (c.clone(), url.to_owned(), body.clone(), bearer.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            match send(&c, &url, &body, bearer.as_deref()).await {
+                Ok((200, _)) => Some(t.elapsed().as_micros() as u64),
+                _ => None,
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(l) => all.push(l),
+            None => errors += 1,
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     all.sort_unstable();
@@ -466,14 +509,15 @@ fn main() {
         licence_size = first.1.len();
         let stats = rt.block_on(closed_loop_as(
             &lurl,
-            lbody,
-            Some(token),
+            lbody.clone(),
+            Some(token.clone()),
             a.connections,
             a.seconds,
         ));
+        let steady = rt.block_on(paced(&lurl, lbody, Some(token), a.licence_rate, a.seconds));
         let _ = server.kill();
         let _ = server.wait();
-        licences.push((name, stats));
+        licences.push((name, stats, steady));
     }
     let mut lbaseline = Command::new(std::env::current_exe().unwrap())
         .args(["--baseline-server", &licence_size.to_string()])
@@ -490,6 +534,10 @@ fn main() {
     let _ = lbaseline.kill();
     let _ = lbaseline.wait();
 
+    let steady_names = [
+        format!("(c) the same, log on, steady {}/s", a.licence_rate),
+        format!("(c') the same, log off, steady {}/s", a.licence_rate),
+    ];
     println!("| run | requests | errors | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     for (name, s) in [
@@ -509,6 +557,8 @@ fn main() {
             "(c') ClearKey licence, 2 KIDs, licence log off",
             &licences[1].1,
         ),
+        (&steady_names[0], &licences[0].2),
+        (&steady_names[1], &licences[1].2),
     ] {
         println!(
             "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
@@ -540,5 +590,16 @@ fn main() {
         100.0 * licences[1].1.rps() / licence_base.rps(),
         licences[0].1.pct(0.5),
         licences[1].1.pct(0.5)
+    );
+    let (on, off) = (&licences[0].2, &licences[1].2);
+    println!(
+        "licences at a steady {}/s: p50 {:.3} ms with the log, {:.3} ms without; p99 {:.3} ms with, {:.3} ms without; p99.9 {:.3} ms with, {:.3} ms without",
+        a.licence_rate,
+        on.pct(0.5),
+        off.pct(0.5),
+        on.pct(0.99),
+        off.pct(0.99),
+        on.pct(0.999),
+        off.pct(0.999)
     );
 }

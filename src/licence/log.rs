@@ -11,8 +11,8 @@ use crate::ids::KeyId;
 use crate::keys::StoreError;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -483,7 +483,8 @@ pub trait LicenceLog: Send + Sync {
 }
 
 /// Entries waiting for the writer; beyond this, new entries are dropped
-/// (and counted) rather than slowing requests down.
+/// (and counted, `cpixd_licence_log_entries_total{outcome="dropped"}`)
+/// rather than slowing requests down.
 const QUEUE: usize = 1 << 16;
 
 /// Most entries written in one transaction.
@@ -517,17 +518,29 @@ pub struct WriterStats {
     pub pruned: AtomicU64,
 }
 
-/// What the writer thread receives.
-enum Msg {
-    Entry(Box<LogEntry>),
-    /// Answered once everything queued before it is written.
-    Flush(mpsc::SyncSender<()>),
+/// What the request side hands to the writer thread.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<LogEntry>,
+    /// Answered once everything queued before them is written.
+    flushes: Vec<SyncSender<()>>,
+    closed: bool,
+}
+
+/// The queue between requests and the writer: a vector under a mutex, so
+/// recording an entry is a push (no wake-up, no system call); the writer
+/// takes the whole vector every [`BATCH_WAIT`], or sooner when a batch is
+/// full, a flush is asked for or the writer is stopped.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
 }
 
 /// Writes entries on its own thread, in batches; [`LogWriter::shutdown`]
 /// (also on drop) writes everything still queued.
 pub struct LogWriter {
-    tx: Mutex<Option<SyncSender<Msg>>>,
+    queue: Arc<Queue>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The counters.
     pub stats: Arc<WriterStats>,
@@ -536,31 +549,38 @@ pub struct LogWriter {
 impl LogWriter {
     /// Starts the writer over `log`.
     pub fn start(log: Arc<dyn LicenceLog>, retention: Retention) -> LogWriter {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        let queue = Arc::new(Queue::default());
         let stats = Arc::new(WriterStats::default());
-        let s = stats.clone();
+        let (q, s) = (queue.clone(), stats.clone());
         let thread = std::thread::Builder::new()
             .name("cpixd-licence-log".into())
-            .spawn(move || run(&*log, &rx, &s, retention))
+            .spawn(move || run(&*log, &q, &s, retention))
             .ok();
+        if thread.is_none() {
+            queue
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .closed = true;
+        }
         LogWriter {
-            tx: Mutex::new(Some(tx)),
+            queue,
             thread: Mutex::new(thread),
             stats,
         }
     }
 
-    /// Queues an entry; never waits.
+    /// Queues an entry; never waits for the disk.
     pub fn record(&self, entry: LogEntry) {
-        let Ok(guard) = self.tx.lock() else { return };
-        let Some(tx) = guard.as_ref() else {
+        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.closed || p.entries.len() >= QUEUE {
+            drop(p);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        match tx.try_send(Msg::Entry(Box::new(entry))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        }
+        p.entries.push(entry);
+        if p.entries.len() == BATCH {
+            self.queue.wake.notify_one();
         }
     }
 
@@ -568,22 +588,25 @@ impl LogWriter {
     /// written, so that a query sees them.
     pub fn flush(&self, timeout: Duration) {
         let (done, wait) = mpsc::sync_channel(1);
-        let sent = self
-            .tx
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(|tx| tx.send(Msg::Flush(done)).is_ok()))
-            .unwrap_or(false);
-        if sent {
-            let _ = wait.recv_timeout(timeout);
+        {
+            let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.closed {
+                return;
+            }
+            p.flushes.push(done);
         }
+        self.queue.wake.notify_one();
+        let _ = wait.recv_timeout(timeout);
     }
 
     /// Writes what is queued and stops.
     pub fn shutdown(&self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
+        self.queue
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.queue.wake.notify_one();
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = t.join();
         }
@@ -613,35 +636,32 @@ fn prune(log: &dyn LicenceLog, stats: &WriterStats, retention: Retention) {
     }
 }
 
-fn run(log: &dyn LicenceLog, rx: &mpsc::Receiver<Msg>, stats: &WriterStats, retention: Retention) {
+fn run(log: &dyn LicenceLog, queue: &Queue, stats: &WriterStats, retention: Retention) {
     prune(log, stats, retention);
     let mut pruned_at = Instant::now();
     loop {
-        let first = match rx.recv_timeout(PRUNE_EVERY) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+        let (batch, flushes, closed) = {
+            let p = queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut p, _) = queue
+                .wake
+                .wait_timeout_while(p, BATCH_WAIT, |p| {
+                    !p.closed && p.flushes.is_empty() && p.entries.len() < BATCH
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            (
+                std::mem::take(&mut p.entries),
+                std::mem::take(&mut p.flushes),
+                p.closed,
+            )
         };
-        if let Some(first) = first {
-            let mut batch = Vec::new();
-            let mut flushes = Vec::new();
-            let take = |m: Msg, batch: &mut Vec<LogEntry>, flushes: &mut Vec<_>| match m {
-                Msg::Entry(e) => batch.push(*e),
-                Msg::Flush(done) => flushes.push(done),
-            };
-            take(first, &mut batch, &mut flushes);
-            let deadline = Instant::now() + BATCH_WAIT;
-            while flushes.is_empty() && batch.len() < BATCH {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(m) => take(m, &mut batch, &mut flushes),
-                    Err(_) => break,
-                }
-            }
-            write(log, stats, &batch);
-            for done in flushes {
-                let _ = done.try_send(());
-            }
+        for chunk in batch.chunks(BATCH) {
+            write(log, stats, chunk);
+        }
+        for done in flushes {
+            let _ = done.try_send(());
+        }
+        if closed {
+            return;
         }
         if pruned_at.elapsed() >= PRUNE_EVERY {
             prune(log, stats, retention);
@@ -692,6 +712,109 @@ mod tests {
             kids: vec![KeyId::from_bytes([7; 16]), KeyId::from_bytes([9; 16])],
             license_url: "https://drm.example.com/acquire-license/widevine?brandGuid=acme".into(),
         }
+    }
+
+    /// Records the size of every batch it is given. With a gate, its first
+    /// append says it started and then waits to be released.
+    #[derive(Default)]
+    struct Recorder {
+        batches: Mutex<Vec<usize>>,
+        started: Mutex<Option<SyncSender<()>>>,
+        release: Mutex<Option<mpsc::Receiver<()>>>,
+    }
+
+    impl LicenceLog for Recorder {
+        fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+            if let Some(started) = self.started.lock().unwrap().take() {
+                started.send(()).unwrap();
+            }
+            if let Some(release) = self.release.lock().unwrap().take() {
+                release.recv().unwrap();
+            }
+            self.batches.lock().unwrap().push(entries.len());
+            Ok(())
+        }
+        fn scan(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: bool,
+            _: &mut dyn FnMut(&LogView<'_>) -> bool,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn get(
+            &self,
+            _: &str,
+            _: &[u64],
+            _: &mut dyn FnMut(&LogView<'_>),
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn prune(&self, _: u64, _: u64) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    const KEEP: Retention = Retention {
+        max_age: Duration::from_secs(86_400),
+        max_rows_per_tenant: u64::MAX,
+    };
+
+    #[test]
+    fn writer_batches_flushes_and_writes_everything_on_shutdown() {
+        let log = Arc::new(Recorder::default());
+        let w = LogWriter::start(log.clone(), KEEP);
+        for i in 0..10 {
+            w.record(entry(i));
+        }
+        w.flush(Duration::from_secs(10));
+        assert_eq!(log.batches.lock().unwrap().iter().sum::<usize>(), 10);
+        // A full batch is written without waiting; the rest on shutdown.
+        for i in 0..(BATCH as u64 + 5) {
+            w.record(entry(i));
+        }
+        w.shutdown();
+        let batches = log.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 10 + BATCH + 5, "{batches:?}");
+        assert!(batches.iter().all(|&n| n <= BATCH), "{batches:?}");
+        assert_eq!(
+            w.stats.written.load(Ordering::Relaxed),
+            (10 + BATCH + 5) as u64
+        );
+        // After shutdown nothing is queued: it is counted as dropped.
+        w.record(entry(1));
+        assert_eq!(w.stats.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_stalled_backend_drops_beyond_the_queue_and_never_blocks() {
+        let (started_tx, started) = mpsc::sync_channel(1);
+        let (release, release_rx) = mpsc::sync_channel(1);
+        let log = Arc::new(Recorder {
+            started: Mutex::new(Some(started_tx)),
+            release: Mutex::new(Some(release_rx)),
+            ..Recorder::default()
+        });
+        let w = LogWriter::start(log.clone(), KEEP);
+        for i in 0..BATCH as u64 {
+            w.record(entry(i));
+        }
+        // The writer took that batch and is stuck writing it: the queue
+        // holds QUEUE entries, and recording more returns at once.
+        started.recv().unwrap();
+        let extra = 1000;
+        for i in 0..(QUEUE + extra) as u64 {
+            w.record(entry(i));
+        }
+        assert_eq!(w.stats.dropped.load(Ordering::Relaxed), extra as u64);
+        release.send(()).unwrap();
+        w.shutdown();
+        assert_eq!(
+            w.stats.written.load(Ordering::Relaxed),
+            (BATCH + QUEUE) as u64
+        );
     }
 
     #[test]
