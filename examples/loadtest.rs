@@ -283,6 +283,22 @@ async fn paced(url: &str, body: Bytes, bearer: Option<String>, rate: u64, second
     }
 }
 
+/// The closed loop of `args` against the minimal axum handler (this
+/// program, in a child process) answering `size` bytes to `body`.
+fn baseline(rt: &tokio::runtime::Runtime, size: usize, body: Bytes, args: &Args) -> Stats {
+    let mut server = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &size.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = wait_listening(&mut server);
+    let url = format!("http://{addr}/");
+    let stats = rt.block_on(closed_loop(&url, body, args.connections, args.seconds));
+    let _ = server.kill();
+    let _ = server.wait();
+    stats
+}
+
 /// The load request rewritten for channel `n`: new content id and KIDs.
 fn storm_request(template: &str, kids: &[String], n: usize) -> String {
     let mut s = template.replace(
@@ -393,20 +409,7 @@ fn main() {
     assert_eq!(first.0, 200, "{}", String::from_utf8_lossy(&first.1));
     let size = first.1.len();
 
-    let mut baseline = Command::new(std::env::current_exe().unwrap())
-        .args(["--baseline-server", &size.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let baseline_addr = wait_listening(&mut baseline);
-    let base = rt.block_on(closed_loop(
-        &format!("http://{baseline_addr}/"),
-        body.clone(),
-        a.connections,
-        a.seconds,
-    ));
-    let _ = baseline.kill();
-    let _ = baseline.wait();
+    let base = baseline(&rt, size, body.clone(), &a);
     let existing = rt.block_on(closed_loop(&url, body.clone(), a.connections, a.seconds));
 
     // (a') The same without the response cache, on its own data directory.
@@ -519,20 +522,7 @@ fn main() {
         let _ = server.wait();
         licences.push((name, stats, steady));
     }
-    let mut lbaseline = Command::new(std::env::current_exe().unwrap())
-        .args(["--baseline-server", &licence_size.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lbase_addr = wait_listening(&mut lbaseline);
-    let licence_base = rt.block_on(closed_loop(
-        &format!("http://{lbase_addr}/"),
-        Bytes::from_static(b"{}"),
-        a.connections,
-        a.seconds,
-    ));
-    let _ = lbaseline.kill();
-    let _ = lbaseline.wait();
+    let licence_base = baseline(&rt, licence_size, Bytes::from_static(b"{}"), &a);
 
     let steady_names = [
         format!("(c) the same, log on, steady {}/s", a.licence_rate),

@@ -476,29 +476,6 @@ fn open_store(
     Ok((config, store))
 }
 
-/// Formats milliseconds since the epoch as an RFC 3339 UTC time.
-pub fn format_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
 fn print_meta(m: &crate::keys::KeyMeta) {
     println!(
         "{}  content_id={:?} protocol={} scheme={} issued={} requester={} master_key=v{} iv={}",
@@ -506,7 +483,7 @@ fn print_meta(m: &crate::keys::KeyMeta) {
         m.content_id,
         m.protocol,
         m.scheme.as_deref().unwrap_or("-"),
-        format_time(m.first_issued_ms),
+        crate::clock::rfc3339_millis(m.first_issued_ms),
         m.requester,
         m.master_key_version,
         if m.has_iv { "yes" } else { "no" }

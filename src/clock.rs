@@ -41,6 +41,12 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of a Unix time in milliseconds.
+pub fn rfc3339_millis(ms: u64) -> String {
+    let base = rfc3339(ms / 1000);
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), ms % 1000)
+}
+
 /// Parses a date-time into milliseconds since the Unix epoch: RFC 3339 /
 /// ISO 8601 (`2025-01-01`, `2025-01-01T10:00`, `…:00Z`, `…:00.5+02:00`,
 /// a space instead of `T`), or `M/D/YYYY` with an optional ` H:MM[:SS]`
@@ -133,6 +139,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_millis(1_500), "1970-01-01T00:00:01.500Z");
         let jan1 = 1_735_689_600_000;
         for s in [
             "2025-01-01",

@@ -387,6 +387,11 @@ impl<'a> ByteReader<'a> {
         self.array().copied().map(u16::from_le_bytes)
     }
 
+    /// Reads a big-endian `u16`.
+    pub(crate) fn u16_be(&mut self) -> Option<u16> {
+        self.array().copied().map(u16::from_be_bytes)
+    }
+
     /// Reads a big-endian `u32`.
     pub(crate) fn u32_be(&mut self) -> Option<u32> {
         self.array().copied().map(u32::from_be_bytes)

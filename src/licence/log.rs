@@ -7,6 +7,7 @@
 //! its user and content ids only.
 
 use super::DrmSystem;
+use crate::drm::ByteReader;
 use crate::ids::KeyId;
 use crate::keys::StoreError;
 use std::net::IpAddr;
@@ -354,41 +355,21 @@ pub struct LogView<'a> {
     pub kids: &'a [u8],
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
+/// A text written by [`put_text`]: `u16::MAX` for none, else its length.
+fn read_text<'a>(r: &mut ByteReader<'a>) -> Option<Option<&'a str>> {
+    let len = r.u16_be()?;
+    if len == u16::MAX {
+        return Some(None);
     }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn text(&mut self) -> Option<Option<&'a str>> {
-        let len = self.u16()?;
-        if len == u16::MAX {
-            return Some(None);
-        }
-        std::str::from_utf8(self.take(usize::from(len))?)
-            .ok()
-            .map(Some)
-    }
+    std::str::from_utf8(r.take(usize::from(len))?)
+        .ok()
+        .map(Some)
 }
 
 impl<'a> LogView<'a> {
     /// Decodes a record written by [`encode`]; `None` if it is damaged.
     pub fn decode(id: u64, time_ms: u64, bytes: &'a [u8]) -> Option<LogView<'a>> {
-        let mut r = Reader(bytes);
+        let mut r = ByteReader::new(bytes);
         if r.u8()? != FORMAT {
             return None;
         }
@@ -397,25 +378,25 @@ impl<'a> LogView<'a> {
             n => Some(*DrmSystem::ALL.get(usize::from(n - 1))?),
         };
         let request_type = RequestType::from_code(r.u8()?)?;
-        let http_status = r.u16()?;
+        let http_status = r.u16_be()?;
         let device = DeviceType::from_code(r.u8()?);
         let os = Os::from_code(r.u8()?);
         let browser = Browser::from_code(r.u8()?);
-        let payload_length = r.u32()?;
-        let response_length = r.u32()?;
-        let duration_us = r.u32()?;
+        let payload_length = r.u32_be()?;
+        let response_length = r.u32_be()?;
+        let duration_us = r.u32_be()?;
         let ip = match r.u8()? {
             0 => None,
-            4 => Some(IpAddr::from(<[u8; 4]>::try_from(r.take(4)?).ok()?)),
-            6 => Some(IpAddr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?)),
+            4 => Some(IpAddr::from(*r.array::<4>()?)),
+            6 => Some(IpAddr::from(*r.array::<16>()?)),
             _ => return None,
         };
-        let token_user_id = r.text()?;
-        let token_content_id = r.text()?;
-        let error_code = r.text()?;
-        let error_message = r.text()?;
-        let user_agent = r.text()?;
-        let license_url = r.text()?.unwrap_or_default();
+        let token_user_id = read_text(&mut r)?;
+        let token_content_id = read_text(&mut r)?;
+        let error_code = read_text(&mut r)?;
+        let error_message = read_text(&mut r)?;
+        let user_agent = read_text(&mut r)?;
+        let license_url = read_text(&mut r)?.unwrap_or_default();
         let n = usize::from(r.u8()?);
         let kids = r.take(n * 16)?;
         Some(LogView {
