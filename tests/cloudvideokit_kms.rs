@@ -143,10 +143,53 @@ async fn anevia_needs_credentials_unless_a_tenant_opens_it_to_the_address() {
     assert_eq!(filled(&r).keys(), with_key.keys());
     s.stop().await;
 
-    // Opened to other addresses only: still 401.
+    // Opened to other addresses only: still 401, and an X-Forwarded-For
+    // from a peer that is not a trusted proxy is not believed.
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path(), &config(r#""10.0.0.0/8""#, "")).await;
     let r = send("GET", &s.url(&path), &[], vec![]).await;
+    assert_eq!(r.status, 401);
+    let r = send(
+        "GET",
+        &s.url(&path),
+        &[("x-forwarded-for", "10.20.1.2")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    s.stop().await;
+
+    // Behind a trusted proxy (here the loopback peer), the origin's address
+    // is the one the proxy forwards.
+    let dir = tempfile::tempdir().unwrap();
+    let proxied = format!(
+        "trusted_proxies = [\"127.0.0.0/8\", \"::1\"]\n{}",
+        config(r#""10.0.0.0/8""#, "")
+    );
+    let s = TestServer::start(dir.path(), &proxied).await;
+    let r = send(
+        "GET",
+        &s.url(&path),
+        &[("x-forwarded-for", "10.20.1.2")],
+        vec![],
+    )
+    .await;
+    let opened = filled(&r);
+    let again = filled(&send("GET", &s.url(&path), &acme(), vec![]).await);
+    assert_eq!(
+        opened.keys(),
+        again.keys(),
+        "acme's key, let in by the forwarded address"
+    );
+    let r = send("GET", &s.url(&path), &[], vec![]).await;
+    assert_eq!(r.status, 401, "the proxy's own address is not allowed");
+    let r = send(
+        "GET",
+        &s.url(&path),
+        &[("x-forwarded-for", "192.0.2.7")],
+        vec![],
+    )
+    .await;
     assert_eq!(r.status, 401);
     s.stop().await;
 

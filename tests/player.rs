@@ -192,6 +192,11 @@ async fn tokens_open_exactly_their_keys() {
     assert_eq!(claims.uid.as_deref(), Some("viewer-7"));
     assert_eq!(claims.drm, ["clearkey", "aes128"]);
     assert!(claims.exp > claims.iat);
+    // Query values are form-encoded, as URLSearchParams writes them: the
+    // statistics' TokenUserId filter reads "viewer+7" the same way.
+    let spaced = token(&s, "movie-1", "?userId=viewer+7%2B1").await;
+    let spaced = token::unverified_claims(&spaced).unwrap();
+    assert_eq!(spaced.uid.as_deref(), Some("viewer 7+1"));
     let bearer = format!("Bearer {t}");
     for path in [
         "/acquire-license/clearkey",

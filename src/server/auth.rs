@@ -6,14 +6,33 @@
 //! The KMS endpoints also take the tenant from a `tenantId` query parameter
 //! (the URLs the Cloud Video Kit settings hand to packagers), and the
 //! Ateme/Anevia GET, whose origins cannot send headers, can be opened per
-//! tenant to client addresses (`[tenant.anevia] allow_from`).
+//! tenant to client addresses (`[tenant.anevia] allow_from`). The client
+//! address is the peer's, or what a trusted proxy's `X-Forwarded-For` says
+//! ([`client_ip`]), for the allow-list and the licence log alike.
 
 use super::error::ApiError;
+use crate::config::access::IpRange;
 use crate::config::Tenant;
 use crate::crypto::{ct_eq, sha256};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, StatusCode};
-use std::net::IpAddr;
+use axum::Extension;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+/// The connection's peer address as a handler receives it.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// The client's address: the peer's, or, when the peer is one of the
+/// `trusted` proxies, the one their `X-Forwarded-For` names.
+pub fn client_ip(trusted: &[IpRange], headers: &HeaderMap, peer: &Peer) -> Option<IpAddr> {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    crate::config::access::client_address(
+        peer.as_ref().map(|Extension(ConnectInfo(a))| a.ip()),
+        forwarded,
+        trusted,
+    )
+}
 
 /// Header carrying the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -66,10 +85,7 @@ fn named_tenant(headers: &HeaderMap, query_tenant: Option<&str>) -> Option<Strin
 
 /// The `tenantId` parameter of a raw query string, if any.
 pub fn query_tenant(query: Option<&str>) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "tenantId").then(|| crate::proxy::routes::percent_decode(v))
-    })
+    super::form::pairs(query?).find_map(|(k, v)| (k == "tenantId").then_some(v))
 }
 
 /// True when the request carries credentials of its own.

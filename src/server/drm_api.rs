@@ -67,14 +67,8 @@ impl TokenParams {
     /// Parses the query; a bad value is an error naming the parameter.
     pub fn parse(query: Option<&str>) -> Result<TokenParams, ApiError> {
         let mut p = TokenParams::default();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|s| !s.is_empty())
-        {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = crate::proxy::routes::percent_decode(v);
-            match k {
+        for (k, v) in super::form::pairs(query.unwrap_or_default()) {
+            match k.as_str() {
                 "userId" => {
                     if v.len() > 256 || v.chars().any(char::is_control) {
                         return Err(bad("userId", "at most 256 printable characters"));
@@ -84,7 +78,7 @@ impl TokenParams {
                 "drmSystems" | "drmSystem" | "drmSystems[]" => {
                     for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                         let s = DrmSystem::parse(name).ok_or_else(|| {
-                            bad(k, format!("{name:?} is not clearkey, widevine, playready, fairplay or aes128"))
+                            bad(&k, format!("{name:?} is not clearkey, widevine, playready, fairplay or aes128"))
                         })?;
                         if !p.systems.contains(&s) {
                             p.systems.push(s);
@@ -159,7 +153,7 @@ pub async fn token_for_asset(
     State(state): State<Arc<AppState>>,
     Path(asset): Path<String>,
     uri: axum::http::Uri,
-    peer: super::licence::Peer,
+    peer: super::auth::Peer,
     headers: HeaderMap,
 ) -> Response {
     let arrival = super::licence::Arrival::new(&state, &uri, &headers, &peer);
@@ -274,20 +268,15 @@ pub async fn rotate_signing_key(
     let result = (|| {
         let who = authenticated(&state, &headers, q.as_deref())?;
         let mut grace = who.tenant.authorization.rotation_grace_secs;
-        for pair in q
-            .as_deref()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|s| !s.is_empty())
-        {
-            match pair.split_once('=') {
-                Some(("graceSeconds", v)) => {
+        for (k, v) in super::form::pairs(q.as_deref().unwrap_or_default()) {
+            match k.as_str() {
+                "graceSeconds" => {
                     grace = v
                         .parse()
                         .map_err(|_| bad("graceSeconds", "a number of seconds"))?
                 }
-                Some(("tenantId", _)) => {}
-                _ => return Err(bad(pair, "unknown parameter")),
+                "tenantId" => {}
+                _ => return Err(bad(&k, "unknown parameter")),
             }
         }
         let keys = state

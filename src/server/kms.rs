@@ -4,7 +4,7 @@
 //! authenticated, bounded, parsed and validated before the store is asked
 //! for keys, so a refused request writes nothing.
 
-use super::auth::{authenticate_anevia, authenticate_as, query_tenant, Principal};
+use super::auth::{authenticate_anevia, authenticate_as, client_ip, query_tenant, Peer, Principal};
 use super::cache::{Cached, ResponseCache};
 use super::error::{header_text, plain, ApiError};
 use super::AppState;
@@ -19,11 +19,9 @@ use crate::speke::{
     self, FillContext, IssuedKey, KeySourceError, SpekeError, SpekeRequest, SpekeVersion,
 };
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use zeroize::Zeroizing;
@@ -630,14 +628,14 @@ pub async fn anevia(
     State(state): State<Arc<AppState>>,
     Path((brand, kid)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
     let who = authenticate_anevia(
         &state.tenants,
         &headers,
         query_tenant(query.as_deref()).as_deref(),
-        peer.map(|Extension(ConnectInfo(a))| a.ip()),
+        client_ip(&state.config.trusted_proxies, &headers, &peer),
     );
     with_auth(state, Endpoint::Anevia, who, move |state, who| async move {
         let bad = |m: String| speke_error(SpekeError::BadRequest(m), false, None);

@@ -10,6 +10,7 @@
 //! server. Every request ends in one entry of the licence request log
 //! ([`crate::licence::log`]), which the statistics read, and one log line.
 
+use super::auth::{client_ip, Peer};
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Tenant;
@@ -21,11 +22,10 @@ use crate::licence::servers::{self, setting_name};
 use crate::licence::token::{self, Claims, TokenError, Use};
 use crate::licence::DrmSystem;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,18 +41,10 @@ pub struct Arrival {
     url: String,
 }
 
-/// The client's address as a handler sees it.
-pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
 impl Arrival {
     /// Notes the arrival of a request at `uri` from `peer`.
     pub fn new(state: &AppState, uri: &Uri, headers: &HeaderMap, peer: &Peer) -> Arrival {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let ip = crate::config::access::client_address(
-            peer.as_ref().map(|Extension(ConnectInfo(a))| a.ip()),
-            forwarded,
-            &state.config.trusted_proxies,
-        );
+        let ip = client_ip(&state.config.trusted_proxies, headers, peer);
         let user_agent = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -105,10 +97,8 @@ struct PlayerQuery {
 impl PlayerQuery {
     fn parse(raw: Option<&str>) -> PlayerQuery {
         let mut q = PlayerQuery::default();
-        for pair in raw.unwrap_or_default().split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = crate::proxy::routes::percent_decode(v);
-            match k {
+        for (k, v) in super::form::pairs(raw.unwrap_or_default()) {
+            match k.as_str() {
                 "brandGuid" | "tenantId" => q.brand_guid = Some(v),
                 "token" => q.token = Some(v),
                 _ => {}

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod cors;
 pub mod drm_api;
 pub mod error;
+pub mod form;
 pub mod gateway;
 pub mod kms;
 pub mod licence;

@@ -43,15 +43,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// The form fields of the request body.
 fn form(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| crate::proxy::routes::percent_decode(&s.replace('+', " "));
-            (dec(k), dec(v))
-        })
-        .collect()
+    super::form::pairs(&String::from_utf8_lossy(body)).collect()
 }
 
 /// Finds the tenant whose client matches, comparing every client's id and

@@ -40,20 +40,14 @@ fn bad(name: &str, why: impl std::fmt::Display) -> ApiError {
 
 impl Params {
     fn parse(query: Option<&str>) -> Params {
-        let decode = |s: &str| crate::proxy::routes::percent_decode(&s.replace('+', " "));
         Params(
-            query
-                .unwrap_or_default()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    let k = decode(k);
+            super::form::pairs(query.unwrap_or_default())
+                .map(|(k, v)| {
                     let name = match k.find('[') {
                         Some(i) if k.ends_with(']') => &k[..i],
                         _ => &k,
                     };
-                    (name.to_ascii_lowercase(), decode(v))
+                    (name.to_ascii_lowercase(), v)
                 })
                 .collect(),
         )
