@@ -2,9 +2,11 @@
 //! (`speke answer`, `pssh decode`). Each command returns its exit code.
 //! The gateway's commands are in `cli/platforms.rs`.
 
+pub mod keys;
 pub mod licences;
 pub mod platforms;
 pub mod player;
+pub mod store;
 
 use crate::cpix::Limits;
 use crate::crypto::{OsRandom, SecureRandom, SeededRandom};
@@ -64,7 +66,10 @@ pub enum Command {
     /// Inspect and export stored keys (stop the server first: the store is
     /// single-process).
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(keys::KeysCommand),
+    /// The store backend: PostgreSQL migrations, copying between backends.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// DRM tokens for players (stop the server first).
     #[command(subcommand)]
     Token(player::TokenCommand),
@@ -121,42 +126,6 @@ pub struct StoreArgs {
     /// Data directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-}
-
-/// `cpixd keys …`
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// List key metadata (never key values).
-    List {
-        /// Tenant id.
-        #[arg(long)]
-        tenant: String,
-        /// Only keys of this content id.
-        #[arg(long)]
-        content_id: Option<String>,
-        /// Store location.
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Show one key's metadata; the key itself only with --reveal.
-    Show {
-        /// Tenant id.
-        #[arg(long)]
-        tenant: String,
-        /// Key id (any spelling).
-        #[arg(long)]
-        kid: String,
-        /// Print the content key and IV.
-        #[arg(long)]
-        reveal: bool,
-        /// Store location.
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Print a content id's keys for a packager without a CPIX client
-    /// (`--format shaka`: Shaka Packager's raw-key flags). Prints keys in
-    /// the clear.
-    Export(player::ExportArgs),
 }
 
 /// `cpixd speke …`
@@ -460,99 +429,47 @@ fn load_config(args: &StoreArgs) -> Result<crate::config::Config, String> {
     crate::config::load(args.config.as_deref(), &over).map_err(|e| e.to_string())
 }
 
-fn open_store(
+/// The runtime of commands that open the store (the PostgreSQL
+/// connections run on it); one per process.
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| {
+                eprintln!("cannot start the runtime: {e}");
+                std::process::exit(1)
+            })
+    })
+}
+
+/// Opens the configured store (never creating an embedded one), with its
+/// master keys.
+pub(crate) async fn open_backends(
     args: &StoreArgs,
-) -> Result<(crate::config::Config, crate::store::EmbeddedStore), String> {
+    with_log: bool,
+) -> Result<
+    (
+        crate::config::Config,
+        crate::store::Backends,
+        crate::keys::Keyring,
+    ),
+    String,
+> {
     let config = load_config(args)?;
-    let path = config.data_dir.join("keys.redb");
-    if !path.exists() {
-        return Err(format!("no key store at {}", path.display()));
-    }
     let ring = crate::config::load_keyring(&config)?;
-    let store =
-        crate::store::EmbeddedStore::open(&path, ring, Arc::new(OsRandom)).map_err(|e| {
-            format!("{e} (is `cpixd serve` running on this data directory? stop it first)")
-        })?;
-    Ok((config, store))
-}
-
-fn print_meta(m: &crate::keys::KeyMeta) {
-    println!(
-        "{}  content_id={:?} protocol={} scheme={} issued={} requester={} master_key=v{} iv={}",
-        m.kid,
-        m.content_id,
-        m.protocol,
-        m.scheme.as_deref().unwrap_or("-"),
-        crate::clock::rfc3339_millis(m.first_issued_ms),
-        m.requester,
-        m.master_key_version,
-        if m.has_iv { "yes" } else { "no" }
-    );
-}
-
-/// Runs `cpixd keys …`.
-pub fn keys(cmd: &KeysCommand) -> Result<i32, CliError> {
-    use crate::keys::KeyStore;
-    let (store_args, tenant) = match cmd {
-        KeysCommand::List { store, tenant, .. } | KeysCommand::Show { store, tenant, .. } => {
-            (store, tenant)
-        }
-        KeysCommand::Export(a) => return Ok(player::export(a)),
-    };
-    let store = match open_store(store_args) {
-        Ok((_, s)) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(1);
-        }
-    };
-    match cmd {
-        // Exports are answered above, without opening the store twice.
-        KeysCommand::Export(_) => Ok(EXIT_REJECTED),
-        KeysCommand::List { content_id, .. } => match store.list(tenant, content_id.as_deref()) {
-            Ok(list) => {
-                list.iter().for_each(print_meta);
-                eprintln!("{} key(s)", list.len());
-                Ok(0)
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(1)
-            }
-        },
-        KeysCommand::Show { kid, reveal, .. } => {
-            let kid = match crate::ids::KeyId::parse_any(kid) {
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("--kid: {e}");
-                    return Ok(EXIT_REJECTED);
-                }
-            };
-            match store.get(tenant, kid) {
-                Ok(Some(k)) => {
-                    print_meta(&k.meta);
-                    if *reveal {
-                        let hex: String =
-                            k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
-                        println!("key: {hex} (base64 {})", crate::b64::encode(k.key.expose()));
-                        if let Some(iv) = k.iv {
-                            let iv_hex: String = iv.iter().map(|b| format!("{b:02x}")).collect();
-                            println!("iv:  {iv_hex}");
-                        }
-                    }
-                    Ok(0)
-                }
-                Ok(None) => {
-                    eprintln!("no key {kid} for tenant {tenant:?}");
-                    Ok(1)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(1)
-                }
-            }
-        }
-    }
+    let backends = crate::store::open(
+        &config,
+        ring.clone(),
+        Arc::new(OsRandom),
+        with_log,
+        crate::store::Purpose::Existing,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((config, backends, ring))
 }
 
 /// Runs `cpixd hash-secret`.
@@ -611,7 +528,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Serve(a) => serve(&a),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
-        Command::Keys(k) => keys(&k),
+        Command::Keys(k) => Ok(keys::run(&k)),
+        Command::Store(s) => Ok(store::run(&s)),
         Command::Token(player::TokenCommand::Issue(a)) => Ok(player::issue(&a)),
         Command::Licences(l) => Ok(licences::run(&l)),
         Command::HashSecret => hash_secret(),

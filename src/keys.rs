@@ -43,6 +43,11 @@ impl Keyring {
         &self.keys[self.keys.len() - 1]
     }
 
+    /// Every key, oldest version first.
+    pub fn all(&self) -> &[MasterKey] {
+        &self.keys
+    }
+
     /// The key of a given version.
     pub fn get(&self, version: u32) -> Option<&MasterKey> {
         self.keys.iter().find(|k| k.version() == version)
@@ -151,27 +156,114 @@ pub trait KeyStore: Send + Sync {
     fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>>;
 
     /// The key of (tenant, KID), if issued.
-    fn get(&self, tenant: &str, kid: KeyId) -> Result<Option<StoredKey>, StoreError>;
+    fn get<'a>(
+        &'a self,
+        tenant: &'a str,
+        kid: KeyId,
+    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>>;
 
     /// Metadata of a tenant's keys, optionally only those of one content id,
-    /// ordered by KID.
-    fn list(&self, tenant: &str, content_id: Option<&str>) -> Result<Vec<KeyMeta>, StoreError>;
+    /// ordered by KID, starting after `after` (paging), at most `limit`.
+    fn list<'a>(
+        &'a self,
+        tenant: &'a str,
+        content_id: Option<&'a str>,
+        after: Option<KeyId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyMeta>, StoreError>>;
 
     /// Ok while the store can commit new keys; the reason otherwise
     /// (`/readyz`).
-    fn ready(&self) -> Result<(), StoreError>;
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The tenant's DRM-token signing keys, newest first; the first one is
     /// created (and committed) when the tenant has none.
-    fn signing_keys(&self, tenant: &str) -> Result<Vec<signing::SigningKey>, StoreError>;
+    fn signing_keys<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<signing::SigningKey>, StoreError>>;
 
     /// Makes a new signing key current; the keys it replaces verify tokens
     /// for `grace` more. Returns the keys, newest first.
-    fn rotate_signing_key(
-        &self,
-        tenant: &str,
+    fn rotate_signing_key<'a>(
+        &'a self,
+        tenant: &'a str,
         grace: std::time::Duration,
-    ) -> Result<Vec<signing::SigningKey>, StoreError>;
+    ) -> BoxFuture<'a, Result<Vec<signing::SigningKey>, StoreError>>;
+
+    /// Every stored record, raw (metadata in clear, key sealed), in a
+    /// stable order, starting after `after`, at most `limit`: what
+    /// `store copy` and `keys rewrap` walk.
+    fn raw_records<'a>(
+        &'a self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RawRecord>, StoreError>>;
+
+    /// Stores raw records that are not there yet, and replaces those whose
+    /// current bytes are `expected` (a rewrap). Returns, per record, what
+    /// happened.
+    fn put_raw<'a>(
+        &'a self,
+        records: Vec<RawWrite>,
+    ) -> BoxFuture<'a, Result<Vec<RawOutcome>, StoreError>>;
+
+    /// Finishes pending writes and lets go of the storage (blocking; the
+    /// server calls it on the blocking pool when it stops).
+    fn shutdown(&self) {}
+}
+
+/// Where a raw record belongs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecordId {
+    /// A content key.
+    Key {
+        /// The tenant.
+        tenant: String,
+        /// The key id.
+        kid: KeyId,
+    },
+    /// A tenant's DRM-token signing keys.
+    Signing {
+        /// The tenant.
+        tenant: String,
+    },
+}
+
+/// A stored record as bytes: what moves between backends unchanged (the
+/// envelope binds it to its tenant, KID and content id, not to a backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// Where it belongs.
+    pub id: RecordId,
+    /// The content id (keys only; empty for signing keys).
+    pub content_id: String,
+    /// Master key version that seals it.
+    pub master_key_version: u32,
+    /// The record.
+    pub bytes: Vec<u8>,
+}
+
+/// One write of [`KeyStore::put_raw`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawWrite {
+    /// The new record.
+    pub record: RawRecord,
+    /// `None`: insert when absent. `Some(old)`: replace only while the
+    /// stored bytes are still `old`.
+    pub expected: Option<Vec<u8>>,
+}
+
+/// What [`KeyStore::put_raw`] did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawOutcome {
+    /// Stored (inserted or replaced).
+    Written,
+    /// Already there with the same bytes.
+    Identical,
+    /// Something else is stored there (another key, or a record changed
+    /// since it was read); nothing was written for it.
+    Differs,
 }
 
 /// Current time in milliseconds since the Unix epoch.
@@ -256,13 +348,12 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Reads a record written by [`encode_record`].
-pub fn decode_record(
-    ring: &Keyring,
+/// The clear part of a record and the sealed rest.
+fn split_record<'a>(
     tenant: &str,
     kid: KeyId,
-    bytes: &[u8],
-) -> Result<StoredKey, StoreError> {
+    bytes: &'a [u8],
+) -> Result<(KeyMeta, &'a [u8]), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("{tenant}/{kid}: {what}"));
     let mut c = Cursor(bytes);
     if c.take(1) != Some(&[RECORD_FORMAT][..]) {
@@ -274,11 +365,43 @@ pub fn decode_record(
     let protocol = c.str().ok_or_else(|| corrupt("truncated"))?;
     let scheme = c.str().ok_or_else(|| corrupt("truncated"))?;
     let requester = c.str().ok_or_else(|| corrupt("truncated"))?;
+    // Key alone: 16 bytes plus the envelope; key and IV: 32 plus it.
+    let has_iv = c.0.len() > 16 + crate::crypto::SEAL_OVERHEAD;
+    let meta = KeyMeta {
+        tenant: tenant.to_owned(),
+        kid,
+        content_id,
+        protocol,
+        scheme: (!scheme.is_empty()).then_some(scheme),
+        first_issued_ms,
+        requester,
+        master_key_version: version,
+        has_iv,
+    };
+    Ok((meta, c.0))
+}
+
+/// The metadata of a record, without opening its envelope (no master key
+/// needed).
+pub fn meta_of(tenant: &str, kid: KeyId, bytes: &[u8]) -> Result<KeyMeta, StoreError> {
+    split_record(tenant, kid, bytes).map(|(meta, _)| meta)
+}
+
+/// Reads a record written by [`encode_record`].
+pub fn decode_record(
+    ring: &Keyring,
+    tenant: &str,
+    kid: KeyId,
+    bytes: &[u8],
+) -> Result<StoredKey, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{tenant}/{kid}: {what}"));
+    let (mut meta, sealed) = split_record(tenant, kid, bytes)?;
+    let version = meta.master_key_version;
     let mk = ring
         .get(version)
         .ok_or_else(|| corrupt(&format!("master key version {version} is not loaded")))?;
     let secret = mk
-        .open(&aad(tenant, kid, &content_id), c.0)
+        .open(&aad(tenant, kid, &meta.content_id), sealed)
         .ok_or_else(|| corrupt("envelope does not authenticate"))?;
     let key = ContentKey::from_slice(secret.get(..16).ok_or_else(|| corrupt("short key"))?)
         .ok_or_else(|| corrupt("short key"))?;
@@ -287,21 +410,64 @@ pub fn decode_record(
         32 => secret.get(16..32).and_then(|s| s.try_into().ok()),
         _ => return Err(corrupt("bad secret length")),
     };
-    Ok(StoredKey {
-        meta: KeyMeta {
-            tenant: tenant.to_owned(),
-            kid,
-            content_id,
-            protocol,
-            scheme: (!scheme.is_empty()).then_some(scheme),
-            first_issued_ms,
-            requester,
-            master_key_version: version,
-            has_iv: iv.is_some(),
-        },
-        key,
-        iv,
-    })
+    meta.has_iv = iv.is_some();
+    Ok(StoredKey { meta, key, iv })
+}
+
+/// What a raw write does to a slot holding `current`.
+pub fn raw_outcome(current: Option<&[u8]>, write: &RawWrite) -> RawOutcome {
+    match (current, &write.expected) {
+        (Some(c), _) if c == write.record.bytes => RawOutcome::Identical,
+        (None, None) => RawOutcome::Written,
+        (Some(c), Some(e)) if c == e.as_slice() => RawOutcome::Written,
+        _ => RawOutcome::Differs,
+    }
+}
+
+/// Re-seals a raw record under the ring's current master key; `None` when
+/// it already is.
+pub fn rewrap(
+    ring: &Keyring,
+    rng: &dyn SecureRandom,
+    record: &RawRecord,
+) -> Result<Option<RawRecord>, StoreError> {
+    if record.master_key_version == ring.current().version() {
+        return Ok(None);
+    }
+    let bytes = match &record.id {
+        RecordId::Key { tenant, kid } => {
+            let k = decode_record(ring, tenant, *kid, &record.bytes)?;
+            encode_record(ring, rng, &k.meta, &k.key, k.iv.as_ref())
+        }
+        RecordId::Signing { tenant } => {
+            let keys = signing::decode(ring, tenant, &record.bytes)?;
+            signing::encode(ring, rng, tenant, &keys)
+        }
+    };
+    Ok(Some(RawRecord {
+        id: record.id.clone(),
+        content_id: record.content_id.clone(),
+        master_key_version: ring.current().version(),
+        bytes,
+    }))
+}
+
+/// Opens a raw record with the ring, proving it readable: what `store copy`
+/// and `keys rewrap` check after writing.
+pub fn verify_raw(ring: &Keyring, record: &RawRecord) -> Result<(), StoreError> {
+    match &record.id {
+        RecordId::Key { tenant, kid } => {
+            let k = decode_record(ring, tenant, *kid, &record.bytes)?;
+            if k.meta.content_id != record.content_id {
+                return Err(StoreError::Corrupt(format!(
+                    "{tenant}/{kid}: record names content id {:?}, index {:?}",
+                    k.meta.content_id, record.content_id
+                )));
+            }
+            Ok(())
+        }
+        RecordId::Signing { tenant } => signing::decode(ring, tenant, &record.bytes).map(drop),
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod drm;
 pub mod ids;
 pub mod keys;
 pub mod licence;
+pub mod portability;
 pub mod prom;
 pub mod proxy;
 pub mod server;

@@ -304,8 +304,24 @@ async fn the_auth_matrix_and_tenant_isolation() {
     for (x, y) in a.iter().zip(&g) {
         assert_ne!(x.1, y.1, "tenants share key {}", x.0);
     }
-    assert_eq!(s.state.store.list("acme", None).unwrap().len(), a.len());
-    assert_eq!(s.state.store.list("globex", None).unwrap().len(), g.len());
+    assert_eq!(
+        s.state
+            .store
+            .list("acme", None, None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
+        a.len()
+    );
+    assert_eq!(
+        s.state
+            .store
+            .list("globex", None, None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
+        g.len()
+    );
     s.stop().await;
 }
 
@@ -417,7 +433,12 @@ async fn bad_input_is_refused_quickly_and_stores_nothing() {
         assert!(!r.text().is_empty(), "{what}: a message");
     }
     assert!(
-        s.state.store.list("acme", None).unwrap().is_empty(),
+        s.state
+            .store
+            .list("acme", None, None, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing stored"
     );
     let r = post(
@@ -577,12 +598,18 @@ async fn encrypted_delivery_layout_depends_on_the_endpoint() {
             .state
             .store
             .get("acme", k.kid)
+            .await
             .unwrap()
             .unwrap_or_else(|| panic!("{} not stored", k.kid));
         assert_eq!(k.key.expose(), &stored.key.expose()[..], "{}", k.kid);
     }
     assert_eq!(
-        s.state.store.list("acme", None).unwrap().len(),
+        s.state
+            .store
+            .list("acme", None, None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
         decrypted.len()
     );
     s.stop().await;

@@ -91,7 +91,7 @@ fn big_batch(n: u128) -> IssueBatch {
 
 async fn wait_ready(store: &EmbeddedStore, ready: bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while store.ready().is_ok() != ready {
+    while store.ready().await.is_ok() != ready {
         assert!(
             Instant::now() < deadline,
             "store never became ready={ready}"
@@ -125,7 +125,7 @@ async fn a_full_disk_is_survived_without_a_restart() {
     let store = EmbeddedStore::open_with(opener, ring, Arc::new(OsRandom)).unwrap();
     let before = store.get_or_create(batch("c1", &[1, 2])).await.unwrap();
     assert_eq!(before.created, 2);
-    assert!(store.ready().is_ok());
+    assert!(store.ready().await.is_ok());
 
     full.store(true, Ordering::SeqCst);
     // Requests for new keys fail once the file has to grow (never a key

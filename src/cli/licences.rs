@@ -89,15 +89,11 @@ fn time_range(a: &RangeArgs) -> Result<TimeRange, String> {
     Ok(TimeRange { from_ms, to_ms })
 }
 
-fn open(args: &StoreArgs) -> Result<crate::store::licence_log::EmbeddedLicenceLog, String> {
+fn open(args: &StoreArgs) -> Result<std::sync::Arc<dyn crate::licence::log::LicenceLog>, String> {
     let config = load_config(args)?;
-    let path = config.data_dir.join("licences.redb");
-    if !path.exists() {
-        return Err(format!("no licence log at {}", path.display()));
-    }
-    crate::store::licence_log::EmbeddedLicenceLog::open(&path).map_err(|e| {
-        format!("{e} (is `cpixd serve` running on this data directory? stop it first)")
-    })
+    super::runtime()
+        .block_on(crate::store::open_licence_log(&config))
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `cpixd licences …`.
@@ -141,8 +137,8 @@ fn list(a: &ListArgs) -> Result<(), (i32, String)> {
         sort: SortField::RequestTime,
         desc: false,
     };
-    let v =
-        stats::list(&log, &a.range.tenant, range, &filter, page).map_err(|e| (1, e.to_string()))?;
+    let v = stats::list(&*log, &a.range.tenant, range, &filter, page)
+        .map_err(|e| (1, e.to_string()))?;
     for item in v["items"].as_array().into_iter().flatten() {
         println!("{item}");
     }
@@ -164,7 +160,7 @@ fn stats_cmd(a: &StatsArgs) -> Result<(), (i32, String)> {
         other => return Err(reject(format!("--by: {other:?} is not day, hour or month"))),
     };
     let log = open(&a.range.store).map_err(|e| (1, e))?;
-    let v = stats::license_count(&log, &a.range.tenant, range, bucket, &[])
+    let v = stats::license_count(&*log, &a.range.tenant, range, bucket, &[])
         .map_err(|e| (1, e.to_string()))?;
     println!("{v}");
     Ok(())

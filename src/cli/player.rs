@@ -1,13 +1,8 @@
 //! Command-line tools of the player side, for scripts: `cpixd token issue`
-//! (a DRM token without the HTTP API) and `cpixd keys export --format
-//! shaka` (the raw-key flags of Shaka Packager for one content id's keys,
-//! for packagers without a CPIX client). Both read the store: stop the
-//! server on that data directory first.
+//! (a DRM token without the HTTP API). It reads the store: on the embedded
+//! one, stop the server on that data directory first.
 
-use super::{open_store, StoreArgs, EXIT_REJECTED};
-use crate::drm::clearkey::common_pssh_box;
-use crate::ids::KeyId;
-use crate::keys::KeyStore;
+use super::{open_backends, runtime, StoreArgs, EXIT_REJECTED};
 use crate::licence::token::{self, Claims, Use};
 use crate::licence::DrmSystem;
 use clap::{Args, Subcommand};
@@ -64,7 +59,22 @@ pub fn issue(a: &IssueArgs) -> i32 {
         eprintln!("--asset: {e}");
         return EXIT_REJECTED;
     }
-    let (config, store) = match open_store(&a.store) {
+    let opened = runtime().block_on(async {
+        let (config, b, _) = open_backends(&a.store, false).await?;
+        let tenant_known = config.tenants.iter().any(|t| t.id == a.tenant);
+        let keys = if tenant_known {
+            Some(
+                b.keys
+                    .signing_keys(&a.tenant)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, String>((config, keys))
+    });
+    let (config, keys) = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -81,14 +91,7 @@ pub fn issue(a: &IssueArgs) -> i32 {
         eprintln!("--lifetime: 1 to {} seconds", auth.max_token_lifetime_secs);
         return EXIT_REJECTED;
     }
-    let keys = match store.signing_keys(&tenant.id) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let Some(key) = keys.first() else {
+    let Some(key) = keys.as_ref().and_then(|k| k.first()) else {
         eprintln!("the tenant has no signing key");
         return 1;
     };
@@ -105,138 +108,4 @@ pub fn issue(a: &IssueArgs) -> i32 {
     };
     println!("{}", token::sign(&claims, key));
     0
-}
-
-/// Arguments of `cpixd keys export`.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Tenant id.
-    #[arg(long)]
-    pub tenant: String,
-    /// Content id whose keys to export.
-    #[arg(long)]
-    pub content_id: String,
-    /// Output format: `shaka` (Shaka Packager raw-key flags).
-    #[arg(long, default_value = "shaka")]
-    pub format: String,
-    /// Store location.
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    crate::drm::push_hex(bytes, &mut s);
-    s
-}
-
-/// The Shaka Packager flags for `keys` (KID, key, scheme): raw-key
-/// encryption, the protection scheme, one `--keys` entry per key (label
-/// empty for a single key, so every stream uses it; the KID otherwise, for
-/// the streams' `drm_label=`), the W3C common PSSH box of all KIDs, and
-/// `--clear_lead 0` (Shaka Packager otherwise leaves the first 5 s clear).
-pub fn shaka_flags(keys: &[(KeyId, [u8; 16])], scheme: Option<&str>) -> String {
-    let entries: Vec<String> = keys
-        .iter()
-        .map(|(kid, key)| {
-            let label = if keys.len() == 1 {
-                String::new()
-            } else {
-                kid.to_string()
-            };
-            format!(
-                "label={label}:key_id={}:key={}",
-                hex(kid.as_bytes()),
-                hex(key)
-            )
-        })
-        .collect();
-    let kids: Vec<KeyId> = keys.iter().map(|(k, _)| *k).collect();
-    let mut out = String::from("--enable_raw_key_encryption");
-    if let Some(s) = scheme {
-        out.push_str(" --protection_scheme ");
-        out.push_str(s);
-    }
-    out.push_str(" --keys ");
-    out.push_str(&entries.join(","));
-    out.push_str(" --pssh ");
-    out.push_str(&hex(&common_pssh_box(&kids).to_bytes()));
-    out.push_str(" --clear_lead 0");
-    out
-}
-
-/// Runs `cpixd keys export`.
-pub fn export(a: &ExportArgs) -> i32 {
-    if a.format != "shaka" {
-        eprintln!("--format: {:?} is not a known format (shaka)", a.format);
-        return EXIT_REJECTED;
-    }
-    let (_, store) = match open_store(&a.store) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let metas = match store.list(&a.tenant, Some(&a.content_id)) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    if metas.is_empty() {
-        eprintln!(
-            "no keys for content {:?} of tenant {:?}",
-            a.content_id, a.tenant
-        );
-        return 1;
-    }
-    let mut schemes: Vec<&str> = metas.iter().filter_map(|m| m.scheme.as_deref()).collect();
-    schemes.dedup();
-    if schemes.len() > 1 {
-        eprintln!(
-            "the keys of {:?} use several schemes ({schemes:?}); Shaka Packager takes one",
-            a.content_id
-        );
-        return EXIT_REJECTED;
-    }
-    let mut keys = Vec::with_capacity(metas.len());
-    for m in &metas {
-        match store.get(&a.tenant, m.kid) {
-            Ok(Some(k)) => keys.push((m.kid, *k.key.expose())),
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{e}");
-                return 1;
-            }
-        }
-    }
-    eprintln!(
-        "{} key(s) of {:?} in the clear: keep this output private",
-        keys.len(),
-        a.content_id
-    );
-    println!("{}", shaka_flags(&keys, schemes.first().copied()));
-    0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_for_one_and_two_keys() {
-        let k1 = KeyId::parse_uuid("0f083e4e-b831-4a3d-917e-ce78076e54aa").unwrap();
-        let k2 = KeyId::parse_uuid("7e4d1c97-1a42-5710-80c5-b16272252e7f").unwrap();
-        let one = shaka_flags(&[(k1, [0x11; 16])], Some("cenc"));
-        assert_eq!(
-            one,
-            "--enable_raw_key_encryption --protection_scheme cenc --keys label=:key_id=0f083e4eb8314a3d917ece78076e54aa:key=11111111111111111111111111111111 --pssh 0000003470737368010000001077efecc0b24d02ace33c1e52e2fb4b000000010f083e4eb8314a3d917ece78076e54aa00000000 --clear_lead 0"
-        );
-        let two = shaka_flags(&[(k1, [1; 16]), (k2, [2; 16])], None);
-        assert!(two.contains("label=0f083e4e-b831-4a3d-917e-ce78076e54aa:key_id="));
-        assert!(two.contains(",label=7e4d1c97-1a42-5710-80c5-b16272252e7f:"));
-        assert!(!two.contains("--protection_scheme"));
-    }
 }

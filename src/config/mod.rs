@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod player;
+pub mod store;
 
 use crate::crypto::x509::CertPolicy;
 use crate::crypto::{sha256_hex, MasterKey, OsRandom, SecureRandom};
@@ -59,6 +60,8 @@ pub struct FileConfig {
     pub licence_log: player::LicenceLogConfig,
     /// Proxies in front of cpixd whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// `[store]`: the backend of keys and licence log.
+    pub store: store::StoreFileConfig,
 }
 
 /// `[delivery.speke]` and `[delivery.cpix]`: which recipient certificates
@@ -250,6 +253,8 @@ pub struct Config {
     pub licence_log: player::LicenceLogConfig,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<access::IpRange>,
+    /// The backend of keys and licence log.
+    pub store: store::StoreBackend,
 }
 
 /// Every problem found in a configuration, each with its key path.
@@ -284,6 +289,7 @@ pub fn parse_file(text: &str) -> Result<FileConfig, ConfigErrors> {
 /// Applies `CPIXD_*` environment variables (from `env`) over the file.
 pub fn apply_env(file: &mut FileConfig, env: &BTreeMap<String, String>) -> Vec<String> {
     let mut errors = Vec::new();
+    store::apply_env(&mut file.store, env);
     if let Some(v) = env.get("CPIXD_LISTEN") {
         file.listen = Some(v.clone());
     }
@@ -437,6 +443,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
             Err(e) => errors.push(format!("trusted_proxies[{i}]: {e}")),
         }
     }
+    let store = store::validate(&file.store, &mut errors);
     let ll = &file.licence_log;
     if ll.retention_days == 0 || ll.max_rows_per_tenant == 0 || ll.max_query_days == 0 {
         errors.push(
@@ -609,6 +616,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         cors: file.cors,
         licence_log: file.licence_log,
         trusted_proxies,
+        store,
     })
 }
 
@@ -747,7 +755,7 @@ fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
 }
 
 /// Writes a secret file readable by the owner only, refusing to replace one.
-fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -847,7 +855,11 @@ pub fn load_keyring_with_env(
         .master_key_file
         .clone()
         .unwrap_or_else(|| config.data_dir.join("master.key"));
-    if !path.exists() && (config.embedded_default || path == config.data_dir.join("master.key")) {
+    let embedded = config.store == store::StoreBackend::Embedded;
+    if !path.exists()
+        && embedded
+        && (config.embedded_default || path == config.data_dir.join("master.key"))
+    {
         ensure_dir(&config.data_dir).map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
         let mk = MasterKey::generate(1, &OsRandom);
         let text = format!(
@@ -882,7 +894,14 @@ pub fn preflight(config: &Config, env: &BTreeMap<String, String>) -> Vec<String>
     let default = config.data_dir.join("master.key");
     let path = config.master_key_file.clone().unwrap_or(default.clone());
     if !path.exists() {
-        if !(config.embedded_default || path == default) {
+        if config.store != store::StoreBackend::Embedded {
+            errors.push(format!(
+                "master_key_file: {} does not exist; with backend = \"postgres\" every node \
+                 must load the same master key (master_key_file or CPIXD_MASTER_KEY), so none \
+                 is generated",
+                path.display()
+            ));
+        } else if !(config.embedded_default || path == default) {
             errors.push(format!(
                 "master_key_file: {} does not exist; a master key is generated only at the \
                  default path {} (leave master_key_file unset to use it)",
@@ -1170,6 +1189,12 @@ id = "empty"
             cors: player::CorsConfig::default(),
             licence_log: player::LicenceLogConfig::default(),
             trusted_proxies: vec!["x".into()],
+            store: store::StoreFileConfig {
+                url: Some("x".into()),
+                url_file: Some("x".into()),
+                ca_file: Some("x".into()),
+                ..Default::default()
+            },
         };
         let mut paths = Vec::new();
         key_paths(&toml::Value::try_from(&full).unwrap(), "", &mut paths);

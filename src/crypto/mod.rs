@@ -187,7 +187,8 @@ impl MasterKey {
         &self.key
     }
 
-    /// AES-256-GCM: returns `nonce (12) ‖ ciphertext ‖ tag (16)`; `aad` is
+    /// AES-256-GCM: returns `nonce (12) ‖ ciphertext ‖ tag (16)`
+    /// ([`SEAL_OVERHEAD`] bytes more than the plaintext); `aad` is
     /// authenticated, not encrypted.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8], rng: &dyn SecureRandom) -> Vec<u8> {
         let cipher = Aes256Gcm::new((&self.key).into());
@@ -223,6 +224,9 @@ impl MasterKey {
             .map(zeroize::Zeroizing::new)
     }
 }
+
+/// Bytes a [`MasterKey::seal`] envelope adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = 12 + 16;
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

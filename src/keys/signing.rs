@@ -101,6 +101,14 @@ pub fn encode(
     out
 }
 
+/// The master key version that seals a record written by [`encode`].
+pub fn master_key_version(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [FORMAT, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
 /// Reads what [`encode`] wrote.
 pub fn decode(ring: &Keyring, tenant: &str, bytes: &[u8]) -> Result<Vec<SigningKey>, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("signing keys of {tenant}: {what}"));

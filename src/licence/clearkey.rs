@@ -32,7 +32,7 @@ pub enum KeyServeError {
 /// requested KIDs, all of which must belong to `asset` when a token names
 /// one (a KID of another asset refuses the licence). Returns the JSON and
 /// the KIDs it carries.
-pub fn licence(
+pub async fn licence(
     store: &dyn KeyStore,
     tenant: &str,
     asset: Option<&str>,
@@ -40,7 +40,7 @@ pub fn licence(
 ) -> Result<(String, Vec<KeyId>), KeyServeError> {
     let mut found: Vec<(KeyId, ContentKey)> = Vec::with_capacity(request.kids.len());
     for &kid in &request.kids {
-        let Some(stored) = store.get(tenant, kid)? else {
+        let Some(stored) = store.get(tenant, kid).await? else {
             continue;
         };
         if asset.is_some_and(|a| a != stored.meta.content_id) {
@@ -57,7 +57,7 @@ pub fn licence(
 
 /// The raw key of `kid` under `content_id` (HLS AES-128 key delivery); a
 /// token must be for that content.
-pub fn raw_key(
+pub async fn raw_key(
     store: &dyn KeyStore,
     tenant: &str,
     content_id: &str,
@@ -67,7 +67,7 @@ pub fn raw_key(
     if asset.is_some_and(|a| a != content_id) {
         return Err(TokenError::WrongAsset.into());
     }
-    match store.get(tenant, kid)? {
+    match store.get(tenant, kid).await? {
         Some(k) if k.meta.content_id == content_id => Ok(k.key),
         _ => Err(KeyServeError::NotFound {
             kid,

@@ -106,7 +106,7 @@ pub struct Signers {
 
 impl Signers {
     /// The tenant's keys, newest first (created on first use).
-    pub fn keys(
+    pub async fn keys(
         &self,
         store: &dyn KeyStore,
         tenant: &str,
@@ -118,19 +118,19 @@ impl Signers {
                 }
             }
         }
-        let keys = Arc::new(store.signing_keys(tenant)?);
+        let keys = Arc::new(store.signing_keys(tenant).await?);
         self.put(tenant, keys.clone());
         Ok(keys)
     }
 
     /// Rotates the tenant's key in the store and keeps the result.
-    pub fn rotate(
+    pub async fn rotate(
         &self,
         store: &dyn KeyStore,
         tenant: &str,
         grace: Duration,
     ) -> Result<Arc<Vec<SigningKey>>, StoreError> {
-        let keys = Arc::new(store.rotate_signing_key(tenant, grace)?);
+        let keys = Arc::new(store.rotate_signing_key(tenant, grace).await?);
         self.put(tenant, keys.clone());
         Ok(keys)
     }

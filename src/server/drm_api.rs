@@ -102,7 +102,7 @@ impl TokenParams {
 }
 
 /// Issues a DRM token of `tenant` for `asset` (the CLI uses it too).
-pub fn issue_token(
+pub async fn issue_token(
     state: &AppState,
     tenant: &str,
     asset: &str,
@@ -125,6 +125,7 @@ pub fn issue_token(
     let keys = state
         .signers
         .keys(&*state.store, tenant)
+        .await
         .map_err(store_failed)?;
     let key = keys
         .first()
@@ -158,10 +159,13 @@ pub async fn token_for_asset(
 ) -> Response {
     let arrival = super::licence::Arrival::new(&state, &uri, &headers, &peer);
     let who = authenticated(&state, &headers, uri.query());
-    let issued = who.as_ref().map_err(Clone::clone).and_then(|who| {
-        let params = TokenParams::parse(uri.query())?;
-        issue_token(&state, &who.tenant.id, &asset, &params)
-    });
+    let issued = match who.as_ref() {
+        Err(e) => Err(e.clone()),
+        Ok(who) => match TokenParams::parse(uri.query()) {
+            Err(e) => Err(e),
+            Ok(params) => issue_token(&state, &who.tenant.id, &asset, &params).await,
+        },
+    };
     let claims = issued.as_ref().ok().map(|(_, c)| c.clone());
     let result = issued
         .map(|(jwt, _)| private(Json(json!({ "token": jwt })).into_response()))
@@ -202,10 +206,14 @@ fn licence_endpoints(state: &AppState, tenant: &str) -> Vec<serde_json::Value> {
     .collect()
 }
 
-fn authorization_block(state: &AppState, who: &Principal) -> Result<serde_json::Value, ApiError> {
+async fn authorization_block(
+    state: &AppState,
+    who: &Principal,
+) -> Result<serde_json::Value, ApiError> {
     let keys = state
         .signers
         .keys(&*state.store, &who.tenant.id)
+        .await
         .map_err(store_failed)?;
     let current = keys.first().map(|k| crate::b64::encode(&k.secret[..]));
     Ok(json!({
@@ -221,7 +229,7 @@ pub async fn settings(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let result = (|| {
+    let result: Result<serde_json::Value, ApiError> = async {
         let who = authenticated(&state, &headers, q.as_deref())?;
         let t = &who.tenant;
         let base = &state.config.public_base_url;
@@ -236,7 +244,7 @@ pub async fn settings(
         Ok::<_, ApiError>(json!({
             "tenantId": t.id,
             "licenseAcquisition": {
-                "authorization": authorization_block(&state, &who)?,
+                "authorization": authorization_block(&state, &who).await?,
                 "endpoints": licence_endpoints(&state, &t.id),
             },
             "kms": {
@@ -250,7 +258,8 @@ pub async fn settings(
                 "oAuth": oauth,
             },
         }))
-    })();
+    }
+    .await;
     match result {
         Ok(v) => private(Json(v).into_response()),
         Err(e) => e.into_response(),
@@ -265,7 +274,7 @@ pub async fn rotate_signing_key(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let result = (|| {
+    let result: Result<serde_json::Value, ApiError> = async {
         let who = authenticated(&state, &headers, q.as_deref())?;
         let mut grace = who.tenant.authorization.rotation_grace_secs;
         for (k, v) in super::form::pairs(q.as_deref().unwrap_or_default()) {
@@ -282,15 +291,17 @@ pub async fn rotate_signing_key(
         let keys = state
             .signers
             .rotate(&*state.store, &who.tenant.id, Duration::from_secs(grace))
+            .await
             .map_err(store_failed)?;
         tracing::info!(tenant = %who.tenant.id, version = keys.first().map_or(0, |k| k.version), grace, "DRM token signing key rotated");
-        let mut block = authorization_block(&state, &who)?;
+        let mut block = authorization_block(&state, &who).await?;
         block["previousKeyValidUntil"] = json!(keys
             .get(1)
             .and_then(|k| k.retires_ms)
             .map(|ms| crate::clock::rfc3339(ms / 1000)));
         Ok(block)
-    })();
+    }
+    .await;
     match result {
         Ok(v) => private(Json(v).into_response()),
         Err(e) => e.into_response(),

@@ -548,7 +548,7 @@ pub async fn post(
     body: Body,
 ) -> Response {
     let named = query_tenant(query.as_deref());
-    let who = match super::oauth::kms_principal(&state, &headers) {
+    let who = match super::oauth::kms_principal(&state, &headers).await {
         Some(bearer) => {
             bearer.and_then(|p| super::auth::check_named(p, &headers, named.as_deref()))
         }

@@ -200,7 +200,7 @@ fn claimed_tenant(
 
 /// Checks the request's DRM token for `system` (or, without a token, that
 /// the named tenant lets requests in without one).
-fn authorize(
+async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     query: &PlayerQuery,
@@ -213,7 +213,7 @@ fn authorize(
             if query.brand_guid.as_deref().is_some_and(|b| b != tenant.id) {
                 return Err(TokenError::WrongTenant.into());
             }
-            let keys = state.signers.keys(&*state.store, &tenant.id)?;
+            let keys = state.signers.keys(&*state.store, &tenant.id).await?;
             let claims = token::verify(&jwt, &keys, &tenant.id, token::now_ms())?;
             if claims.typ != Use::Drm {
                 return Err(TokenError::WrongUse.into());
@@ -394,7 +394,7 @@ pub async fn acquire(
         Err(e) => return finish(&state, &arrival, o, Err(e)),
     };
     o.payload_length = challenge.len();
-    let grant = match authorize(&state, &headers, &query, system) {
+    let grant = match authorize(&state, &headers, &query, system).await {
         Ok(g) => g,
         Err(e) => {
             if system == DrmSystem::ClearKey {
@@ -410,7 +410,7 @@ pub async fn acquire(
         }
     };
     let result = match system {
-        DrmSystem::ClearKey => clearkey_licence(&state, &grant, &challenge, &mut o.kids),
+        DrmSystem::ClearKey => clearkey_licence(&state, &grant, &challenge, &mut o.kids).await,
         _ => {
             (o.request_type, o.kids) = describe_challenge(system, &challenge);
             proxied_licence(&state, &grant, system, &headers, challenge).await
@@ -421,7 +421,7 @@ pub async fn acquire(
     finish(&state, &arrival, o, result)
 }
 
-fn clearkey_licence(
+async fn clearkey_licence(
     state: &AppState,
     grant: &Grant,
     challenge: &[u8],
@@ -431,8 +431,9 @@ fn clearkey_licence(
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     kids.clone_from(&request.kids);
     let asset = grant.claims.as_ref().map(|c| c.sub.as_str());
-    let (json, _) =
-        clearkey::licence(&*state.store, &grant.tenant.id, asset, &request).map_err(key_error)?;
+    let (json, _) = clearkey::licence(&*state.store, &grant.tenant.id, asset, &request)
+        .await
+        .map_err(key_error)?;
     let mut r = (StatusCode::OK, json).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -511,7 +512,7 @@ pub async fn hls_key(
         }
     };
     o.kids.push(kid);
-    let grant = match authorize(&state, &headers, &query, DrmSystem::Aes128) {
+    let grant = match authorize(&state, &headers, &query, DrmSystem::Aes128).await {
         Ok(g) => g,
         Err(e) => {
             let claimed = claimed_tenant(&state, &headers, &query);
@@ -521,6 +522,7 @@ pub async fn hls_key(
     };
     let asset = grant.claims.as_ref().map(|c| c.sub.as_str());
     let result = clearkey::raw_key(&*state.store, &grant.tenant.id, &content_id, kid, asset)
+        .await
         .map_err(key_error)
         .map(|key| {
             let mut r = (StatusCode::OK, key.expose().to_vec()).into_response();

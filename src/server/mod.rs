@@ -21,7 +21,6 @@ use crate::config::{Config, Tenant};
 use crate::crypto::{OsRandom, SecureRandom};
 use crate::keys::KeyStore;
 use crate::proxy::Gateway;
-use crate::store::EmbeddedStore;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -141,7 +140,7 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(axum::extract::State(s): axum::extract::State<Arc<AppState>>) -> Response {
-    match s.store.ready() {
+    match s.store.ready().await {
         Ok(_) => error::plain(StatusCode::OK, "ready\n".into()),
         Err(e) => {
             tracing::error!(error = %e, "key store not ready");
@@ -501,10 +500,16 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     if let Some(w) = crate::config::access::data_dir_warning(&config.data_dir) {
         tracing::warn!("{w}");
     }
-    let store_path = config.data_dir.join("keys.redb");
-    let store = Arc::new(
-        EmbeddedStore::open(&store_path, keyring, Arc::new(OsRandom)).map_err(|e| e.to_string())?,
-    );
+    let backends = crate::store::open(
+        &config,
+        keyring,
+        Arc::new(OsRandom),
+        config.licence_log.enabled,
+        crate::store::Purpose::Serve,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let store = backends.keys.clone();
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(tls_config(&t.cert_file, &t.key_file)?)),
         None => None,
@@ -520,7 +525,7 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
         address = %addr,
         "cpixd {} listening on {scheme}://{addr} (key store {})",
         env!("CARGO_PKG_VERSION"),
-        store_path.display()
+        backends.description
     );
     if config.embedded_default {
         tracing::info!(
@@ -544,13 +549,9 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     };
     let licence_servers =
         crate::licence::servers::LicenceServers::for_config(&config).map_err(|e| e.join("; "))?;
-    let log_path = config.data_dir.join("licences.redb");
-    let licence_log = config.licence_log.enabled;
     let mut state = AppState::new(config, store.clone(), Arc::new(gateway), licence_servers);
-    if licence_log {
-        let log = crate::store::licence_log::EmbeddedLicenceLog::open(&log_path)
-            .map_err(|e| e.to_string())?;
-        state = state.with_licence_log(Arc::new(log));
+    if let Some(log) = backends.licence_log.clone() {
+        state = state.with_licence_log(log);
     }
     let state = Arc::new(state);
     let stop_metrics = Arc::new(tokio::sync::Notify::new());

@@ -137,7 +137,7 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
             "unknown client or wrong secret",
         );
     };
-    let keys = match state.signers.keys(&*state.store, &tenant.id) {
+    let keys = match state.signers.keys(&*state.store, &tenant.id).await {
         Ok(k) => k,
         Err(e) => {
             tracing::error!(error = %e, "key store failed on an OAuth token request");
@@ -189,7 +189,7 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
 
 /// The Bearer token of a KMS request, if it sends one: the principal of a
 /// valid access token, or the reason it is refused (401).
-pub fn kms_principal(
+pub async fn kms_principal(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Option<Result<Principal, super::error::ApiError>> {
@@ -200,29 +200,36 @@ pub fn kms_principal(
     }
     let refuse =
         |m: String| super::error::ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    Some((|| {
-        let unverified = token::unverified_claims(jwt).map_err(|e| refuse(e.to_string()))?;
-        let tenant = state
-            .tenants
-            .iter()
-            .find(|t| t.id == unverified.tid)
-            .ok_or_else(|| refuse("invalid access token".into()))?;
-        let keys = state.signers.keys(&*state.store, &tenant.id).map_err(|e| {
-            tracing::error!(error = %e, "key store failed verifying an access token");
-            super::error::ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the key store is unavailable",
-            )
-        })?;
-        let claims = token::verify(jwt, &keys, &tenant.id, token::now_ms())
-            .map_err(|e| refuse(format!("invalid access token: {e}")))?;
-        if claims.typ != Use::Kms {
-            return Err(refuse("not an access token of the KMS".into()));
+    Some(
+        async {
+            let unverified = token::unverified_claims(jwt).map_err(|e| refuse(e.to_string()))?;
+            let tenant = state
+                .tenants
+                .iter()
+                .find(|t| t.id == unverified.tid)
+                .ok_or_else(|| refuse("invalid access token".into()))?;
+            let keys = state
+                .signers
+                .keys(&*state.store, &tenant.id)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "key store failed verifying an access token");
+                    super::error::ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "the key store is unavailable",
+                    )
+                })?;
+            let claims = token::verify(jwt, &keys, &tenant.id, token::now_ms())
+                .map_err(|e| refuse(format!("invalid access token: {e}")))?;
+            if claims.typ != Use::Kms {
+                return Err(refuse("not an access token of the KMS".into()));
+            }
+            Ok(Principal {
+                tenant: tenant.clone(),
+                requester: format!("oauth:{}", claims.sub),
+            })
         }
-        Ok(Principal {
-            tenant: tenant.clone(),
-            requester: format!("oauth:{}", claims.sub),
-        })
-    })())
+        .await,
+    )
 }

@@ -305,21 +305,109 @@ impl KeyStore for EmbeddedStore {
         })
     }
 
-    fn get(&self, tenant: &str, kid: KeyId) -> Result<Option<StoredKey>, StoreError> {
-        let db = self.shared.db()?;
-        let txn = db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(KEYS).map_err(unavailable)?;
-        let value = table.get(&key_of(tenant, kid)[..]).map_err(unavailable)?;
-        value
-            .map(|v| decode_record(&self.shared.ring, tenant, kid, v.value()))
-            .transpose()
+    fn get<'a>(
+        &'a self,
+        tenant: &'a str,
+        kid: KeyId,
+    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>> {
+        Box::pin(async move {
+            let db = self.shared.db()?;
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(KEYS).map_err(unavailable)?;
+            let value = table.get(&key_of(tenant, kid)[..]).map_err(unavailable)?;
+            value
+                .map(|v| decode_record(&self.shared.ring, tenant, kid, v.value()))
+                .transpose()
+        })
     }
 
-    fn list(&self, tenant: &str, content_id: Option<&str>) -> Result<Vec<KeyMeta>, StoreError> {
+    fn list<'a>(
+        &'a self,
+        tenant: &'a str,
+        content_id: Option<&'a str>,
+        after: Option<KeyId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<KeyMeta>, StoreError>> {
+        Box::pin(async move { self.list_sync(tenant, content_id, after, limit) })
+    }
+
+    fn signing_keys<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SigningKey>, StoreError>> {
+        Box::pin(async move {
+            {
+                let db = self.shared.db()?;
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(SIGNING).map_err(unavailable)?;
+                if let Some(v) = table.get(tenant).map_err(unavailable)? {
+                    return signing::decode(&self.shared.ring, tenant, v.value());
+                }
+            }
+            self.update_signing_keys(tenant, |existing| {
+                if existing.is_empty() {
+                    vec![SigningKey::generate(1, now_ms(), &*self.shared.rng)]
+                } else {
+                    existing.to_vec()
+                }
+            })
+        })
+    }
+
+    fn rotate_signing_key<'a>(
+        &'a self,
+        tenant: &'a str,
+        grace: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<SigningKey>, StoreError>> {
+        Box::pin(async move {
+            self.update_signing_keys(tenant, |existing| {
+                signing::rotate(existing, now_ms(), grace, &*self.shared.rng)
+            })
+        })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            match self.shared.fault() {
+                Some(reason) => Err(StoreError::Unavailable(format!(
+                    "the key store cannot commit: {reason}"
+                ))),
+                None => self.shared.db().map(drop),
+            }
+        })
+    }
+
+    fn raw_records<'a>(
+        &'a self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RawRecord>, StoreError>> {
+        Box::pin(async move { self.raw_records_sync(after, limit) })
+    }
+
+    fn put_raw<'a>(
+        &'a self,
+        records: Vec<RawWrite>,
+    ) -> BoxFuture<'a, Result<Vec<RawOutcome>, StoreError>> {
+        Box::pin(async move { self.put_raw_sync(records) })
+    }
+
+    fn shutdown(&self) {
+        EmbeddedStore::shutdown(self);
+    }
+}
+
+impl EmbeddedStore {
+    fn list_sync(
+        &self,
+        tenant: &str,
+        content_id: Option<&str>,
+        after: Option<KeyId>,
+        limit: usize,
+    ) -> Result<Vec<KeyMeta>, StoreError> {
         let db = self.shared.db()?;
         let txn = db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(KEYS).map_err(unavailable)?;
-        let ring = &self.shared.ring;
         let mut out = Vec::new();
         let mut push = |kid_bytes: &[u8], value: &[u8]| -> Result<(), StoreError> {
             let kid = KeyId::from_bytes(
@@ -327,72 +415,180 @@ impl KeyStore for EmbeddedStore {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("bad key id in index".into()))?,
             );
-            out.push(decode_record(ring, tenant, kid, value)?.meta);
+            out.push(meta_of(tenant, kid, value)?);
             Ok(())
         };
+        let after_bytes = after.map(|k| *k.as_bytes());
         match content_id {
             Some(cid) => {
                 let index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+                let mut taken = 0;
                 for kid in index
                     .get(&content_key_of(tenant, cid)[..])
                     .map_err(unavailable)?
                 {
                     let kid = kid.map_err(unavailable)?;
                     let kid = kid.value();
+                    if after_bytes.is_some_and(|a| kid <= &a[..]) {
+                        continue;
+                    }
+                    if taken == limit {
+                        break;
+                    }
                     let full = [tenant.as_bytes(), &[0], kid].concat();
                     if let Some(v) = table.get(&full[..]).map_err(unavailable)? {
                         push(kid, v.value())?;
+                        taken += 1;
                     }
                 }
             }
             None => {
-                let start = [tenant.as_bytes(), &[0]].concat();
+                let start = match after {
+                    Some(k) => [&key_of(tenant, k)[..], &[0]].concat(),
+                    None => [tenant.as_bytes(), &[0]].concat(),
+                };
                 let end = [tenant.as_bytes(), &[1]].concat();
-                for entry in table.range(&start[..]..&end[..]).map_err(unavailable)? {
+                let prefix = tenant.len() + 1;
+                for entry in table
+                    .range(&start[..]..&end[..])
+                    .map_err(unavailable)?
+                    .take(limit)
+                {
                     let (k, v) = entry.map_err(unavailable)?;
-                    push(&k.value()[start.len()..], v.value())?;
+                    push(&k.value()[prefix..], v.value())?;
                 }
             }
         }
         Ok(out)
     }
 
-    fn signing_keys(&self, tenant: &str) -> Result<Vec<SigningKey>, StoreError> {
-        {
-            let db = self.shared.db()?;
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(SIGNING).map_err(unavailable)?;
-            if let Some(v) = table.get(tenant).map_err(unavailable)? {
-                return signing::decode(&self.shared.ring, tenant, v.value());
-            }
-        }
-        self.update_signing_keys(tenant, |existing| {
-            if existing.is_empty() {
-                vec![SigningKey::generate(1, now_ms(), &*self.shared.rng)]
-            } else {
-                existing.to_vec()
-            }
-        })
-    }
-
-    fn rotate_signing_key(
+    fn raw_records_sync(
         &self,
-        tenant: &str,
-        grace: std::time::Duration,
-    ) -> Result<Vec<SigningKey>, StoreError> {
-        self.update_signing_keys(tenant, |existing| {
-            signing::rotate(existing, now_ms(), grace, &*self.shared.rng)
-        })
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, StoreError> {
+        let db = self.shared.db()?;
+        let txn = db.begin_read().map_err(unavailable)?;
+        let mut out = Vec::new();
+        let signing_after = match &after {
+            Some(RecordId::Signing { tenant }) => Some(tenant.clone()),
+            _ => None,
+        };
+        if signing_after.is_none() {
+            let table = txn.open_table(KEYS).map_err(unavailable)?;
+            let start = match &after {
+                Some(RecordId::Key { tenant, kid }) => [&key_of(tenant, *kid)[..], &[0]].concat(),
+                _ => Vec::new(),
+            };
+            for entry in table.range(&start[..]..).map_err(unavailable)? {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                let (k, v) = entry.map_err(unavailable)?;
+                let k = k.value();
+                let (tenant, kid) = split_key(k)?;
+                let meta = meta_of(&tenant, kid, v.value())?;
+                out.push(RawRecord {
+                    id: RecordId::Key { tenant, kid },
+                    content_id: meta.content_id,
+                    master_key_version: meta.master_key_version,
+                    bytes: v.value().to_vec(),
+                });
+            }
+        }
+        let table = txn.open_table(SIGNING).map_err(unavailable)?;
+        let range = match &signing_after {
+            Some(t) => table.range::<&str>((
+                std::ops::Bound::Excluded(t.as_str()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => table.range::<&str>(..),
+        }
+        .map_err(unavailable)?;
+        for entry in range {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = entry.map_err(unavailable)?;
+            out.push(RawRecord {
+                id: RecordId::Signing {
+                    tenant: k.value().to_owned(),
+                },
+                content_id: String::new(),
+                master_key_version: signing::master_key_version(v.value()).unwrap_or(0),
+                bytes: v.value().to_vec(),
+            });
+        }
+        Ok(out)
     }
 
-    fn ready(&self) -> Result<(), StoreError> {
-        match self.shared.fault() {
-            Some(reason) => Err(StoreError::Unavailable(format!(
+    fn put_raw_sync(&self, records: Vec<RawWrite>) -> Result<Vec<RawOutcome>, StoreError> {
+        if let Some(reason) = self.shared.fault() {
+            return Err(StoreError::Unavailable(format!(
                 "the key store cannot commit: {reason}"
-            ))),
-            None => self.shared.db().map(drop),
+            )));
         }
+        let db = self.shared.db()?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        let mut out = Vec::with_capacity(records.len());
+        {
+            let mut keys = txn.open_table(KEYS).map_err(unavailable)?;
+            let mut index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+            let mut signing_table = txn.open_table(SIGNING).map_err(unavailable)?;
+            for w in records {
+                let current = match &w.record.id {
+                    RecordId::Key { tenant, kid } => keys
+                        .get(&key_of(tenant, *kid)[..])
+                        .map_err(unavailable)?
+                        .map(|v| v.value().to_vec()),
+                    RecordId::Signing { tenant } => signing_table
+                        .get(tenant.as_str())
+                        .map_err(unavailable)?
+                        .map(|v| v.value().to_vec()),
+                };
+                let outcome = raw_outcome(current.as_deref(), &w);
+                if outcome == RawOutcome::Written {
+                    match &w.record.id {
+                        RecordId::Key { tenant, kid } => {
+                            keys.insert(&key_of(tenant, *kid)[..], &w.record.bytes[..])
+                                .map_err(unavailable)?;
+                            if current.is_none() {
+                                index
+                                    .insert(
+                                        &content_key_of(tenant, &w.record.content_id)[..],
+                                        &kid.as_bytes()[..],
+                                    )
+                                    .map_err(unavailable)?;
+                            }
+                        }
+                        RecordId::Signing { tenant } => {
+                            signing_table
+                                .insert(tenant.as_str(), &w.record.bytes[..])
+                                .map_err(unavailable)?;
+                        }
+                    }
+                }
+                out.push(outcome);
+            }
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(out)
     }
+}
+
+/// Splits a `KEYS` table key into tenant and KID.
+fn split_key(k: &[u8]) -> Result<(String, KeyId), StoreError> {
+    let bad = || StoreError::Corrupt("bad key in the keys table".into());
+    if k.len() < 17 {
+        return Err(bad());
+    }
+    let (tenant, rest) = k.split_at(k.len() - 17);
+    if rest[0] != 0 {
+        return Err(bad());
+    }
+    let tenant = String::from_utf8(tenant.to_vec()).map_err(|_| bad())?;
+    let kid = KeyId::from_bytes(rest[1..].try_into().map_err(|_| bad())?);
+    Ok((tenant, kid))
 }
 
 /// Applies one batch inside the group's write transaction. Checks every
@@ -610,112 +806,5 @@ impl Writer {
                 self.shared.set_fault(Some(e.to_string()));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::{MasterKey, OsRandom, SeededRandom};
-
-    fn ring() -> Keyring {
-        Keyring::new(vec![MasterKey::generate(1, &SeededRandom::new(4))]).unwrap()
-    }
-
-    fn batch(tenant: &str, cid: &str, kids: &[u8], wants_iv: bool) -> IssueBatch {
-        IssueBatch {
-            tenant: tenant.into(),
-            content_id: cid.into(),
-            protocol: "speke-2.0".into(),
-            requester: "test".into(),
-            specs: kids
-                .iter()
-                .map(|&b| KeySpec {
-                    kid: KeyId::from_bytes([b; 16]),
-                    scheme: Some("cenc".into()),
-                    request_iv: None,
-                    wants_iv,
-                })
-                .collect(),
-        }
-    }
-
-    #[tokio::test]
-    async fn keys_are_stable_scoped_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys.redb");
-        let first = {
-            let store = EmbeddedStore::open(&path, ring(), Arc::new(OsRandom)).unwrap();
-            let a = store
-                .get_or_create(batch("t1", "c1", &[1, 2], false))
-                .await
-                .unwrap();
-            assert_eq!(a.created, 2);
-            let a = a.keys;
-            let again = store
-                .get_or_create(batch("t1", "c1", &[1, 2], false))
-                .await
-                .unwrap();
-            assert_eq!(again.created, 0);
-            let again = again.keys;
-            assert_eq!(a, again);
-            assert_ne!(a[0].key, a[1].key);
-            // Another tenant: unrelated key for the same KID.
-            let other = store
-                .get_or_create(batch("t2", "c9", &[1], false))
-                .await
-                .unwrap()
-                .keys;
-            assert_ne!(other[0].key, a[0].key);
-            // Same KID, other content id, same tenant: conflict, nothing written.
-            let err = store
-                .get_or_create(batch("t1", "c2", &[3, 1], false))
-                .await
-                .unwrap_err();
-            assert!(matches!(err, StoreError::Conflict { ref existing, .. } if existing == "c1"));
-            assert!(store
-                .get("t1", KeyId::from_bytes([3; 16]))
-                .unwrap()
-                .is_none());
-            // An IV is added once and then kept.
-            let with_iv = store
-                .get_or_create(batch("t1", "c1", &[1], true))
-                .await
-                .unwrap()
-                .keys;
-            assert!(with_iv[0].iv.is_some());
-            assert_eq!(with_iv[0].key, a[0].key);
-            let metas = store.list("t1", None).unwrap();
-            assert_eq!(metas.len(), 2);
-            assert_eq!(store.list("t1", Some("c1")).unwrap().len(), 2);
-            assert!(store.list("t1", Some("c2")).unwrap().is_empty());
-            with_iv
-        };
-        let store = EmbeddedStore::open(&path, ring(), Arc::new(OsRandom)).unwrap();
-        let reread = store
-            .get_or_create(batch("t1", "c1", &[1], true))
-            .await
-            .unwrap()
-            .keys;
-        assert_eq!(reread, first);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_requests_for_the_same_new_kid_get_one_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            EmbeddedStore::open(&dir.path().join("k.redb"), ring(), Arc::new(OsRandom)).unwrap(),
-        );
-        let tasks: Vec<_> = (0..32)
-            .map(|_| {
-                let s = store.clone();
-                tokio::spawn(async move { s.get_or_create(batch("t", "c", &[7], false)).await })
-            })
-            .collect();
-        let mut keys = Vec::new();
-        for t in tasks {
-            keys.push(t.await.unwrap().unwrap().keys[0].key.clone());
-        }
-        assert!(keys.windows(2).all(|w| w[0] == w[1]));
     }
 }
