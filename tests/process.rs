@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::burst::{ask, kid, request, Keys};
 use common::child::{self, signal, Server};
-use common::http::{send, try_send};
+use common::http::send;
 use common::server::{config_toml, ACME_KEY};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,56 +24,6 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("cpixd.toml");
     std::fs::write(&p, config_toml()).unwrap();
     p
-}
-
-fn kid(n: u64, k: u64) -> String {
-    format!("{:08x}-0000-4000-8000-{:012x}", n, k)
-}
-
-/// A SPEKE 2.0 request with two fresh keys for channel `n`.
-fn request(n: u64) -> String {
-    format!(
-        r#"<cpix:CPIX contentId="burst-{n}" version="2.3" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">
-<cpix:ContentKeyList><cpix:ContentKey kid="{a}" commonEncryptionScheme="cenc"/><cpix:ContentKey kid="{b}" commonEncryptionScheme="cenc"/></cpix:ContentKeyList>
-<cpix:DRMSystemList><cpix:DRMSystem kid="{a}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem><cpix:DRMSystem kid="{b}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem></cpix:DRMSystemList>
-<cpix:ContentKeyUsageRuleList><cpix:ContentKeyUsageRule kid="{a}" intendedTrackType="VIDEO"><cpix:VideoFilter/></cpix:ContentKeyUsageRule><cpix:ContentKeyUsageRule kid="{b}" intendedTrackType="AUDIO"><cpix:AudioFilter/></cpix:ContentKeyUsageRule></cpix:ContentKeyUsageRuleList>
-</cpix:CPIX>"#,
-        a = kid(n, 1),
-        b = kid(n, 2)
-    )
-}
-
-/// (KID, key) pairs of one response.
-type Keys = Vec<(String, Vec<u8>)>;
-
-async fn ask(base: &str, body: &str) -> Option<Keys> {
-    let r = tokio::time::timeout(
-        Duration::from_secs(10),
-        try_send(
-            "POST",
-            &format!("{base}/kms/v1/speke2"),
-            &[
-                ("x-api-key", ACME_KEY),
-                ("x-tenant-id", "acme"),
-                ("content-type", "application/xml"),
-                ("x-speke-version", "2.0"),
-            ],
-            body.as_bytes().to_vec(),
-        ),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    if r.status != 200 {
-        return None;
-    }
-    let doc = cpixd::cpix::parse(&r.body).ok()?;
-    Some(
-        doc.keys()
-            .iter()
-            .map(|k| (k.kid.to_string(), k.plain_value().unwrap().to_vec()))
-            .collect(),
-    )
 }
 
 /// KIDs in the store, read with `cpixd keys list` (server stopped).

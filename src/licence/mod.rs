@@ -95,6 +95,10 @@ impl DrmSystem {
 /// reads them again (another node may have rotated them).
 const SIGNERS_TTL: Duration = Duration::from_secs(30);
 
+/// Least time between two reads of a tenant's signing keys prompted by a
+/// token naming a version not known here.
+const REFRESH_MIN: Duration = Duration::from_secs(1);
+
 /// A tenant's signing keys and when they were read.
 type Cached = (Instant, Arc<Vec<SigningKey>>);
 
@@ -102,6 +106,8 @@ type Cached = (Instant, Arc<Vec<SigningKey>>);
 #[derive(Default)]
 pub struct Signers {
     cache: RwLock<HashMap<String, Cached>>,
+    /// When a token last made a tenant's keys be read again.
+    refreshed: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl Signers {
@@ -117,6 +123,39 @@ impl Signers {
                     return Ok(keys.clone());
                 }
             }
+        }
+        let keys = Arc::new(store.signing_keys(tenant).await?);
+        self.put(tenant, keys.clone());
+        Ok(keys)
+    }
+
+    /// The keys to verify `jwt` with: the kept ones, read again from the
+    /// store when the token names a key version they lack (a rotation on
+    /// another node), at most once a second per tenant.
+    pub async fn keys_for_token(
+        &self,
+        store: &dyn KeyStore,
+        tenant: &str,
+        jwt: &str,
+    ) -> Result<Arc<Vec<SigningKey>>, StoreError> {
+        let keys = self.keys(store, tenant).await?;
+        let Some(wanted) = token::key_version(jwt) else {
+            return Ok(keys);
+        };
+        if keys.iter().any(|k| k.version == wanted) {
+            return Ok(keys);
+        }
+        {
+            let Ok(mut refreshed) = self.refreshed.lock() else {
+                return Ok(keys);
+            };
+            if refreshed
+                .get(tenant)
+                .is_some_and(|at| at.elapsed() < REFRESH_MIN)
+            {
+                return Ok(keys);
+            }
+            refreshed.insert(tenant.to_owned(), Instant::now());
         }
         let keys = Arc::new(store.signing_keys(tenant).await?);
         self.put(tenant, keys.clone());

@@ -178,6 +178,11 @@ pub fn verify(
     Ok(claims)
 }
 
+/// The signing key version a token's header names (`kid`), unverified.
+pub fn key_version(token: &str) -> Option<u32> {
+    header_of(token.trim()).ok()?.kid?.parse().ok()
+}
+
 fn header_of(token: &str) -> Result<Header, TokenError> {
     let h = token.split('.').next().unwrap_or_default();
     let bytes = crate::b64::decode_url(h).ok_or(TokenError::Malformed("header"))?;

@@ -213,7 +213,10 @@ async fn authorize(
             if query.brand_guid.as_deref().is_some_and(|b| b != tenant.id) {
                 return Err(TokenError::WrongTenant.into());
             }
-            let keys = state.signers.keys(&*state.store, &tenant.id).await?;
+            let keys = state
+                .signers
+                .keys_for_token(&*state.store, &tenant.id, &jwt)
+                .await?;
             let claims = token::verify(&jwt, &keys, &tenant.id, token::now_ms())?;
             if claims.typ != Use::Drm {
                 return Err(TokenError::WrongUse.into());

@@ -210,7 +210,7 @@ pub async fn kms_principal(
                 .ok_or_else(|| refuse("invalid access token".into()))?;
             let keys = state
                 .signers
-                .keys(&*state.store, &tenant.id)
+                .keys_for_token(&*state.store, &tenant.id, jwt)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "key store failed verifying an access token");

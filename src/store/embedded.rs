@@ -625,6 +625,11 @@ fn apply(
     let mut out = Vec::with_capacity(batch.specs.len());
     let mut created = 0;
     for (spec, found) in batch.specs.iter().zip(existing) {
+        // A KID named twice in one request is one key.
+        if let Some(earlier) = out.iter().find(|s: &&StoredKey| s.meta.kid == spec.kid) {
+            out.push(earlier.clone());
+            continue;
+        }
         let (stored, changed) = match found {
             Some(mut s) if s.iv.is_none() && (spec.wants_iv || spec.request_iv.is_some()) => {
                 s.iv = Some(

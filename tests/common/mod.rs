@@ -37,11 +37,13 @@ pub fn shared(sub: &str) -> Option<PathBuf> {
 pub fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+pub mod burst;
 pub mod certs;
 pub mod check;
 pub mod child;
 pub mod fake;
 pub mod hostile;
 pub mod http;
+pub mod pg;
 pub mod server;
 pub mod world;

@@ -1,0 +1,60 @@
+//! A burst of SPEKE 2.0 requests with fresh keys, for the crash and
+//! multi-node tests: request `n` asks two new KIDs for content `burst-n`,
+//! and [`ask`] returns the keys of a 200 answer.
+
+use super::http::try_send;
+use super::server::ACME_KEY;
+use std::time::Duration;
+
+/// KID `k` of request `n`.
+pub fn kid(n: u64, k: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", n, k)
+}
+
+/// A SPEKE 2.0 request with two fresh keys for channel `n`.
+pub fn request(n: u64) -> String {
+    format!(
+        r#"<cpix:CPIX contentId="burst-{n}" version="2.3" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">
+<cpix:ContentKeyList><cpix:ContentKey kid="{a}" commonEncryptionScheme="cenc"/><cpix:ContentKey kid="{b}" commonEncryptionScheme="cenc"/></cpix:ContentKeyList>
+<cpix:DRMSystemList><cpix:DRMSystem kid="{a}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem><cpix:DRMSystem kid="{b}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH/></cpix:DRMSystem></cpix:DRMSystemList>
+<cpix:ContentKeyUsageRuleList><cpix:ContentKeyUsageRule kid="{a}" intendedTrackType="VIDEO"><cpix:VideoFilter/></cpix:ContentKeyUsageRule><cpix:ContentKeyUsageRule kid="{b}" intendedTrackType="AUDIO"><cpix:AudioFilter/></cpix:ContentKeyUsageRule></cpix:ContentKeyUsageRuleList>
+</cpix:CPIX>"#,
+        a = kid(n, 1),
+        b = kid(n, 2)
+    )
+}
+
+/// (KID, key) pairs of one response.
+pub type Keys = Vec<(String, Vec<u8>)>;
+
+/// POSTs `body` to `{base}/kms/v1/speke2` as tenant acme; the keys of a
+/// 200 answer, `None` for anything else (or no answer within 10 s).
+pub async fn ask(base: &str, body: &str) -> Option<Keys> {
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        try_send(
+            "POST",
+            &format!("{base}/kms/v1/speke2"),
+            &[
+                ("x-api-key", ACME_KEY),
+                ("x-tenant-id", "acme"),
+                ("content-type", "application/xml"),
+                ("x-speke-version", "2.0"),
+            ],
+            body.as_bytes().to_vec(),
+        ),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    let doc = cpixd::cpix::parse(&r.body).ok()?;
+    Some(
+        doc.keys()
+            .iter()
+            .map(|k| (k.kid.to_string(), k.plain_value().unwrap().to_vec()))
+            .collect(),
+    )
+}
