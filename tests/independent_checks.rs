@@ -11,29 +11,6 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The Python interpreter with the checker's packages, if available.
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("CPIXD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::root().join("target/pyenv/bin/python"));
-    let ok = Command::new(&candidate)
-        .args(["-c", "import pywidevine, pyplayready, lxml, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(candidate);
-    }
-    let msg = format!(
-        "Python checker environment not found at {} (run scripts/test, or set CPIXD_PYTHON)",
-        candidate.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    None
-}
-
 /// Runs a script and asserts exit status 0, showing its output.
 fn run_ok(mut cmd: Command) -> String {
     let out = cmd.output().expect("run python");
@@ -48,7 +25,7 @@ fn run_ok(mut cmd: Command) -> String {
 
 #[test]
 fn golden_responses_pass_the_independent_checker() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python() else { return };
     let mut files: Vec<PathBuf> = std::fs::read_dir(common::fixtures().join("responses"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -73,7 +50,7 @@ fn golden_responses_pass_the_independent_checker() {
 
 #[test]
 fn the_checker_catches_broken_responses() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python() else { return };
     let Some(xsd) = common::shared("xsd") else {
         return;
     };
@@ -86,7 +63,7 @@ fn the_checker_catches_broken_responses() {
 
 #[test]
 fn an_encrypted_response_decrypts_with_pythons_cryptography() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python() else { return };
     use common::certs::{pair, with_recipients};
     use cpixd::crypto::SeededRandom;
     use cpixd::speke::{self, FillContext, MemoryKeySource, SpekeVersion};

@@ -166,6 +166,9 @@ pub struct TenantConfig {
     pub id: String,
     /// Hex SHA-256 of each API key (`cpixd hash-secret` prints it).
     pub api_key_sha256: Vec<String>,
+    /// Hex SHA-256 of each admin API key: a tenant credential that may also
+    /// import keys (`POST /kms/v1/keys/import`).
+    pub admin_api_key_sha256: Vec<String>,
     /// HTTP Basic users.
     pub basic: Vec<BasicUser>,
     /// DRM signalling settings of this tenant.
@@ -199,6 +202,8 @@ pub struct Tenant {
     pub id: String,
     /// SHA-256 of each accepted API key.
     pub api_key_hashes: Vec<[u8; 32]>,
+    /// SHA-256 of each admin API key.
+    pub admin_key_hashes: Vec<[u8; 32]>,
     /// (user, SHA-256 of the password).
     pub basic: Vec<(String, [u8; 32])>,
     /// DRM settings.
@@ -499,6 +504,15 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
                 )),
             }
         }
+        let mut admin_key_hashes = Vec::new();
+        for (j, h) in t.admin_api_key_sha256.iter().enumerate() {
+            match parse_hash(h) {
+                Some(h) => admin_key_hashes.push(h),
+                None => errors.push(format!(
+                    "{path}.admin_api_key_sha256[{j}]: not 64 hex digits (use `cpixd hash-secret`)"
+                )),
+            }
+        }
         let mut basic = Vec::new();
         for (j, b) in t.basic.iter().enumerate() {
             if b.user.is_empty() || b.user.contains(':') {
@@ -533,6 +547,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
             }
         }
         if t.api_key_sha256.is_empty()
+            && t.admin_api_key_sha256.is_empty()
             && t.basic.is_empty()
             && t.anevia.allow_from.is_empty()
             && t.oauth_client.is_empty()
@@ -557,6 +572,7 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
         tenants.push(Tenant {
             id: t.id.clone(),
             api_key_hashes,
+            admin_key_hashes,
             basic,
             drm,
             anevia_allow_from,
@@ -585,7 +601,10 @@ pub fn validate(file: FileConfig, over: &Overrides) -> Result<Config, ConfigErro
             errors.push(format!("basic user {u:?} is defined in two tenants"));
         }
     }
-    let all_keys: Vec<&[u8; 32]> = tenants.iter().flat_map(|t| &t.api_key_hashes).collect();
+    let all_keys: Vec<&[u8; 32]> = tenants
+        .iter()
+        .flat_map(|t| t.api_key_hashes.iter().chain(&t.admin_key_hashes))
+        .collect();
     for (i, k) in all_keys.iter().enumerate() {
         if all_keys[..i].contains(k) {
             errors.push("an api_key_sha256 is listed twice (keys must be unique)".into());
@@ -1168,6 +1187,7 @@ id = "empty"
             tenant: vec![TenantConfig {
                 id: "x".into(),
                 api_key_sha256: vec!["x".into()],
+                admin_api_key_sha256: vec!["x".into()],
                 basic: vec![BasicUser::default()],
                 drm,
                 anevia: access::AneviaConfig {

@@ -47,6 +47,8 @@ pub struct Principal {
     /// How to name the caller in records and logs (`api-key:1a2b3c4d`,
     /// `basic:packager`); never the secret.
     pub requester: String,
+    /// Whether the credential is one of the tenant's admin API keys.
+    pub admin: bool,
 }
 
 fn unauthorized(msg: &str) -> ApiError {
@@ -122,6 +124,7 @@ pub fn authenticate_anevia(
         (Some(t), None) => Ok(Principal {
             tenant: t.clone(),
             requester: format!("anevia:{peer}"),
+            admin: false,
         }),
         (Some(_), Some(_)) => Err(unauthorized(
             "several tenants accept Anevia requests from this address: name one with X-Tenant-Id or ?tenantId=",
@@ -153,6 +156,7 @@ pub fn authenticate_as(
     query_tenant: Option<&str>,
 ) -> Result<Principal, ApiError> {
     let named = named_tenant(headers, query_tenant);
+    let mut admin = false;
     let (tenant, requester) = if let Some(key) = headers.get(API_KEY_HEADER) {
         // An API key is only half of the credentials: the tenant must be named.
         if named.is_none() {
@@ -162,14 +166,22 @@ pub fn authenticate_as(
         }
         let digest = sha256(key.as_bytes());
         let owner = find(
-            tenants
-                .iter()
-                .flat_map(|t| t.api_key_hashes.iter().map(move |h| (t, h))),
+            tenants.iter().flat_map(|t| {
+                t.api_key_hashes
+                    .iter()
+                    .chain(&t.admin_key_hashes)
+                    .map(move |h| (t, h))
+            }),
             |h| ct_eq(&h[..], &digest),
         )
         .ok_or_else(|| unauthorized("invalid API key"))?;
+        admin = owner
+            .admin_key_hashes
+            .iter()
+            .any(|h| ct_eq(&h[..], &digest));
         let id: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        (owner.clone(), format!("api-key:{id}"))
+        let kind = if admin { "admin-key" } else { "api-key" };
+        (owner.clone(), format!("{kind}:{id}"))
     } else if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let (user, password) = basic_credentials(auth.as_bytes())
             .ok_or_else(|| unauthorized("unsupported Authorization header (use Basic)"))?;
@@ -197,7 +209,11 @@ pub fn authenticate_as(
             ));
         }
     }
-    Ok(Principal { tenant, requester })
+    Ok(Principal {
+        tenant,
+        requester,
+        admin,
+    })
 }
 
 /// The `user:password` of an `Authorization: Basic` header, if it has one.
@@ -228,6 +244,7 @@ mod tests {
             Arc::new(Tenant {
                 id: "a".into(),
                 api_key_hashes: vec![sha256(b"key-a")],
+                admin_key_hashes: vec![sha256(b"admin-a")],
                 basic: vec![("alice".into(), sha256(b"pw-a"))],
                 drm: DrmSettings::default(),
                 anevia_allow_from: vec![],
@@ -238,6 +255,7 @@ mod tests {
             Arc::new(Tenant {
                 id: "b".into(),
                 api_key_hashes: vec![sha256(b"key-b")],
+                admin_key_hashes: vec![],
                 basic: vec![],
                 drm: DrmSettings::default(),
                 anevia_allow_from: vec![],
@@ -269,6 +287,20 @@ mod tests {
         .unwrap();
         assert_eq!(ok.tenant.id, "b");
         assert!(ok.requester.starts_with("api-key:") && !ok.requester.contains("key-b"));
+        assert!(!ok.admin);
+        // An admin key is a credential of its tenant, marked admin.
+        let admin = authenticate(
+            &t,
+            &headers(&[("x-api-key", "admin-a"), ("x-tenant-id", "a")]),
+        )
+        .unwrap();
+        assert!(admin.admin && admin.requester.starts_with("admin-key:"));
+        assert_eq!(admin.tenant.id, "a");
+        assert!(authenticate(
+            &t,
+            &headers(&[("x-api-key", "admin-a"), ("x-tenant-id", "b")]),
+        )
+        .is_err());
         let status = |h: &[(&str, &str)]| {
             authenticate(&t, &headers(h))
                 .map(|p| p.tenant.id.clone())

@@ -539,6 +539,21 @@ where
     finish(&state, ep, &tenant, started, outcome)
 }
 
+/// Who calls a KMS endpoint: an OAuth access token (`Authorization:
+/// Bearer`), else an API key or Basic user, for the tenant the request
+/// names (header or `?tenantId=`).
+pub async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let named = query_tenant(query);
+    match super::oauth::kms_principal(state, headers).await {
+        Some(bearer) => bearer.and_then(|p| super::auth::check_named(p, headers, named.as_deref())),
+        None => authenticate_as(&state.tenants, headers, named.as_deref()),
+    }
+}
+
 /// `POST` handler shared by the four SPEKE/CPIX endpoints.
 pub async fn post(
     state: Arc<AppState>,
@@ -547,13 +562,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let named = query_tenant(query.as_deref());
-    let who = match super::oauth::kms_principal(&state, &headers).await {
-        Some(bearer) => {
-            bearer.and_then(|p| super::auth::check_named(p, &headers, named.as_deref()))
-        }
-        None => authenticate_as(&state.tenants, &headers, named.as_deref()),
-    };
+    let who = caller(&state, &headers, query.as_deref()).await;
     with_auth(state, ep, who, move |state, who| async move {
         speke_request(&state, ep, &who, &headers, body).await
     })

@@ -11,6 +11,7 @@ pub mod drm_api;
 pub mod error;
 pub mod form;
 pub mod gateway;
+pub mod keys_api;
 pub mod kms;
 pub mod licence;
 pub mod metrics;
@@ -67,6 +68,8 @@ pub struct AppState {
     /// Permits for large requests parsed and filled on the blocking pool
     /// (two per core): a burst of them queues instead of taking every CPU.
     pub heavy_work: tokio::sync::Semaphore,
+    /// The master keys, for keys imported over HTTP.
+    pub keyring: Option<crate::keys::Keyring>,
 }
 
 impl AppState {
@@ -107,6 +110,7 @@ impl AppState {
             heavy_work: tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            keyring: None,
         }
     }
 }
@@ -118,6 +122,12 @@ async fn ok() -> StatusCode {
 }
 
 impl AppState {
+    /// Adds the master keys (for `POST /kms/v1/keys/import`).
+    pub fn with_keyring(mut self, ring: crate::keys::Keyring) -> Self {
+        self.keyring = Some(ring);
+        self
+    }
+
     /// Adds the licence request log (and starts its writer) under the
     /// configured retention.
     pub fn with_licence_log(mut self, log: Arc<dyn crate::licence::log::LicenceLog>) -> Self {
@@ -252,7 +262,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 &format!("{prefix}/cpix-anevia/{{brand}}/{{kid}}"),
                 get(kms::anevia),
             )
-            .route(&format!("{prefix}/heartbeat"), get(kms::heartbeat));
+            .route(&format!("{prefix}/heartbeat"), get(kms::heartbeat))
+            .route(&format!("{prefix}/keys"), get(keys_api::list))
+            .route(&format!("{prefix}/keys/import"), post(keys_api::import));
     }
     // What players call, from other origins.
     let player = Router::new()
@@ -502,7 +514,7 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     }
     let backends = crate::store::open(
         &config,
-        keyring,
+        keyring.clone(),
         Arc::new(OsRandom),
         config.licence_log.enabled,
         crate::store::Purpose::Serve,
@@ -549,7 +561,8 @@ pub async fn run(mut config: Config, gateway: Gateway) -> Result<(), String> {
     };
     let licence_servers =
         crate::licence::servers::LicenceServers::for_config(&config).map_err(|e| e.join("; "))?;
-    let mut state = AppState::new(config, store.clone(), Arc::new(gateway), licence_servers);
+    let mut state = AppState::new(config, store.clone(), Arc::new(gateway), licence_servers)
+        .with_keyring(keyring);
     if let Some(log) = backends.licence_log.clone() {
         state = state.with_licence_log(log);
     }

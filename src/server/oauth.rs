@@ -228,6 +228,7 @@ pub async fn kms_principal(
             Ok(Principal {
                 tenant: tenant.clone(),
                 requester: format!("oauth:{}", claims.sub),
+                admin: false,
             })
         }
         .await,

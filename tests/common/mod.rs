@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 
 /// The crate root.
 pub fn root() -> PathBuf {
@@ -47,3 +48,26 @@ pub mod http;
 pub mod pg;
 pub mod server;
 pub mod world;
+
+/// The Python interpreter with the checker's packages, if available.
+pub fn python() -> Option<PathBuf> {
+    let candidate = std::env::var_os("CPIXD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import pywidevine, pyplayready, lxml, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(candidate);
+    }
+    let msg = format!(
+        "Python checker environment not found at {} (run scripts/test, or set CPIXD_PYTHON)",
+        candidate.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    None
+}

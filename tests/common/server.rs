@@ -72,8 +72,12 @@ impl TestServer {
         cfg.master_key_file = Some(data_dir.join("master.key"));
         let ring = config::load_keyring(&cfg).expect("keyring");
         let store = Arc::new(
-            EmbeddedStore::open(&data_dir.join("keys.redb"), ring, Arc::new(OsRandom))
-                .expect("store"),
+            EmbeddedStore::open(
+                &data_dir.join("keys.redb"),
+                ring.clone(),
+                Arc::new(OsRandom),
+            )
+            .expect("store"),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -87,7 +91,9 @@ impl TestServer {
             cpixd::store::licence_log::EmbeddedLicenceLog::open(&data_dir.join("licences.redb"))
                 .expect("licence log");
         let state = Arc::new(
-            AppState::new(cfg, store.clone(), gateway, licence).with_licence_log(Arc::new(log)),
+            AppState::new(cfg, store.clone(), gateway, licence)
+                .with_licence_log(Arc::new(log))
+                .with_keyring(ring),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(state.clone());
