@@ -23,8 +23,14 @@
 //! It prints requests/s, p50/p99 latency and each cpixd's peak RSS. Traffic
 //! goes to 127.0.0.1 only and the run is bounded in count and time.
 //!
+//! With `--multinode [ADMIN_URL]` it runs (d) instead: several nodes on one
+//! PostgreSQL database (see `multinode.rs`).
+//!
 //!   cargo build --release --bin cpixd --example loadtest
 //!   target/release/examples/loadtest [--seconds 10] [--connections 32] [--storm 1000] [--licence-rate 2000]
+//!   target/release/examples/loadtest --multinode [postgres://…]
+
+mod multinode;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -44,6 +50,8 @@ struct Args {
     storm: usize,
     licence_rate: u64,
     cpixd: PathBuf,
+    /// `--multinode [ADMIN_URL]`: run (d) only.
+    multinode: Option<Option<String>>,
 }
 
 fn args() -> Args {
@@ -53,8 +61,9 @@ fn args() -> Args {
         storm: 1000,
         licence_rate: 2000,
         cpixd: PathBuf::from("target/release/cpixd"),
+        multinode: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
     while let Some(flag) = it.next() {
         let mut value = || it.next().expect("missing value");
         match flag.as_str() {
@@ -63,6 +72,9 @@ fn args() -> Args {
             "--storm" => a.storm = value().parse().expect("--storm N"),
             "--licence-rate" => a.licence_rate = value().parse().expect("--licence-rate N"),
             "--cpixd" => a.cpixd = value().into(),
+            "--multinode" => {
+                a.multinode = Some(it.next_if(|v| !v.starts_with("--")));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -311,13 +323,16 @@ fn storm_request(template: &str, kids: &[String], n: usize) -> String {
     s
 }
 
-async fn storm(url: &str, requests: &[Bytes]) -> (Stats, Vec<Bytes>) {
+/// Sends every request at once, request `i` to `urls[i % N]`; the
+/// answers in request order (empty for a failure).
+async fn storm(urls: &[String], requests: &[Bytes]) -> (Stats, Vec<Bytes>) {
     let c = client();
     let started = Instant::now();
     let tasks: Vec<_> = requests
         .iter()
-        .map(|b| {
-            let (c, url, b) = (c.clone(), url.to_owned(), b.clone());
+        .enumerate()
+        .map(|(i, b)| {
+            let (c, url, b) = (c.clone(), urls[i % urls.len()].clone(), b.clone());
             tokio::spawn(async move {
                 let t = Instant::now();
                 let r = post(&c, &url, &b).await;
@@ -398,6 +413,10 @@ fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let template = std::fs::read_to_string(REQUEST).expect("run from the repository root");
+    if let Some(admin) = a.multinode.clone() {
+        multinode::run(&rt, &a, &template, admin);
+        return;
+    }
     let body = Bytes::from(template.clone());
     let dir = tempfile::tempdir().unwrap();
 
@@ -440,7 +459,7 @@ fn main() {
     let requests: Vec<Bytes> = (0..a.storm)
         .map(|n| Bytes::from(storm_request(&template, &kids, n)))
         .collect();
-    let (storm_stats, bodies) = rt.block_on(storm(&url, &requests));
+    let (storm_stats, bodies) = rt.block_on(storm(std::slice::from_ref(&url), &requests));
     let rss = peak_rss_mib(cpixd.id());
 
     // Durability: kill without warning, restart, every key must come back.
@@ -448,7 +467,7 @@ fn main() {
     let _ = cpixd.wait();
     let (mut again, addr2) = start_cpixd(&a.cpixd, dir.path(), None);
     let url2 = format!("http://{addr2}/kms/v1/speke2");
-    let (_, bodies2) = rt.block_on(storm(&url2, &requests));
+    let (_, bodies2) = rt.block_on(storm(&[url2], &requests));
     let durable = bodies
         .iter()
         .zip(&bodies2)
