@@ -266,6 +266,48 @@ pub enum RawOutcome {
     Differs,
 }
 
+/// A fresh key for `spec` of `batch`: random key, the request's IV or (when
+/// wanted) a random one, metadata naming the batch.
+pub fn new_key(
+    ring: &Keyring,
+    rng: &dyn SecureRandom,
+    batch: &IssueBatch,
+    spec: &KeySpec,
+) -> StoredKey {
+    let key = ContentKey::generate(rng);
+    let iv = match spec.request_iv {
+        Some(iv) => Some(iv),
+        None if spec.wants_iv => Some(crate::crypto::random_iv(rng, &key)),
+        None => None,
+    };
+    let meta = KeyMeta {
+        tenant: batch.tenant.clone(),
+        kid: spec.kid,
+        content_id: batch.content_id.clone(),
+        protocol: batch.protocol.clone(),
+        scheme: spec.scheme.clone(),
+        first_issued_ms: now_ms(),
+        requester: batch.requester.clone(),
+        master_key_version: ring.current().version(),
+        has_iv: iv.is_some(),
+    };
+    StoredKey { meta, key, iv }
+}
+
+/// The next page of [`KeyStore::raw_records`] after `after`, moving `after`
+/// to its last record; empty when the walk is over.
+pub async fn next_records(
+    store: &dyn KeyStore,
+    after: &mut Option<RecordId>,
+    limit: usize,
+) -> Result<Vec<RawRecord>, StoreError> {
+    let page = store.raw_records(after.clone(), limit).await?;
+    if let Some(last) = page.last() {
+        *after = Some(last.id.clone());
+    }
+    Ok(page)
+}
+
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

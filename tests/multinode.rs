@@ -74,25 +74,16 @@ impl Cluster {
 
     /// KIDs stored for acme, read with `cpixd keys list` while the nodes run.
     fn stored_kids(&self) -> BTreeSet<String> {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"));
-        cmd.args(["keys", "list", "--tenant", "acme", "--config"])
-            .arg(self.config())
-            .arg("--data-dir")
-            .arg(self.dir.path());
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .collect()
+        let config = self.config();
+        common::burst::stored_kids(
+            &[
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--data-dir".as_ref(),
+                self.dir.path().as_os_str(),
+            ],
+            &self.env(),
+        )
     }
 }
 
@@ -110,19 +101,9 @@ fn acme() -> Vec<(&'static str, &'static str)> {
 }
 
 async fn status_of(base: &str, body: &str) -> u16 {
-    try_send(
-        "POST",
-        &format!("{base}/kms/v1/speke2"),
-        &[
-            ("x-api-key", ACME_KEY),
-            ("x-tenant-id", "acme"),
-            ("content-type", "application/xml"),
-            ("x-speke-version", "2.0"),
-        ],
-        body.as_bytes().to_vec(),
-    )
-    .await
-    .map_or(0, |r| r.status)
+    common::burst::post_speke2(base, body)
+        .await
+        .map_or(0, |r| r.status)
 }
 
 async fn ready(base: &str) -> u16 {

@@ -11,7 +11,6 @@ use common::http::send;
 use common::server::{config_toml, ACME_KEY};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,23 +27,15 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
 
 /// KIDs in the store, read with `cpixd keys list` (server stopped).
 fn stored_kids(dir: &Path, config: &Path) -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cpixd"))
-        .args(["keys", "list", "--tenant", "acme", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect()
+    common::burst::stored_kids(
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+        &[],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

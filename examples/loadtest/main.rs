@@ -39,6 +39,7 @@ use hyper_util::rt::TokioExecutor;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const API_KEY: &str = "loadtest-api-key";
@@ -222,18 +223,48 @@ async fn closed_loop_as(
     connections: usize,
     seconds: u64,
 ) -> Stats {
+    closed_loop_over(
+        &[url.to_owned()],
+        Arc::new(move |_| body.clone()),
+        bearer,
+        connections,
+        seconds,
+    )
+    .await
+}
+
+/// Makes the body of the `n`th request of a run.
+type BodyFn = Arc<dyn Fn(usize) -> Bytes + Send + Sync>;
+
+/// `connections` workers for `seconds`; worker `i` sends to
+/// `urls[i % N]` the body of the request's number.
+async fn closed_loop_over(
+    urls: &[String],
+    body: BodyFn,
+    bearer: Option<String>,
+    connections: usize,
+    seconds: u64,
+) -> Stats {
     let c = client();
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (c, url, body, bearer) = (c.clone(), url.to_owned(), body.clone(), bearer.clone());
+    for i in 0..connections {
+        let (c, url, body, bearer, counter) = (
+            c.clone(),
+            urls[i % urls.len()].clone(),
+            body.clone(),
+            bearer.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let mut errors = 0;
             while Instant::now() < deadline {
+                let b = body(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
                 let t = Instant::now();
-                match send(&c, &url, &body, bearer.as_deref()).await {
+                match send(&c, &url, &b, bearer.as_deref()).await {
                     Ok((200, _)) => lat.push(t.elapsed().as_micros() as u64),
                     _ => errors += 1,
                 }

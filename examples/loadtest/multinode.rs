@@ -13,13 +13,14 @@
 //! - database transactions per request (from `pg_stat_database`) for the
 //!   last two.
 
-use super::{client, keys_of, post, start_cpixd_with, storm, storm_request, Args, Stats};
+use super::{
+    client, closed_loop_over, keys_of, post, start_cpixd_with, storm, storm_request, Args, Stats,
+};
 use bytes::Bytes;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One node count's results.
 struct Run {
@@ -30,57 +31,6 @@ struct Run {
     fresh: Stats,
     xacts_repeated: Option<f64>,
     xacts_fresh: Option<f64>,
-}
-
-/// Workers spread over `urls`; worker `i` sends `body(n)` to `urls[i % N]`
-/// for `seconds`, `n` counting every request.
-async fn closed_loop_over(
-    urls: &[String],
-    body: Arc<dyn Fn(usize) -> Bytes + Send + Sync>,
-    connections: usize,
-    seconds: u64,
-) -> Stats {
-    let c = client();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..connections {
-        let (c, url, body, counter) = (
-            c.clone(),
-            urls[i % urls.len()].clone(),
-            body.clone(),
-            counter.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < deadline {
-                let b = body(counter.fetch_add(1, Ordering::Relaxed));
-                let t = Instant::now();
-                match post(&c, &url, &b).await {
-                    Ok((200, _)) => lat.push(t.elapsed().as_micros() as u64),
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.unwrap();
-        all.extend(l);
-        errors += e;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    Stats {
-        requests: all.len(),
-        errors,
-        seconds,
-        latencies_us: all,
-    }
 }
 
 /// SQL on `url`, one value back.
@@ -248,6 +198,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: &Args, template: &str, admin_url: Op
         let repeated = rt.block_on(closed_loop_over(
             &urls,
             Arc::new(move |_| body.clone()),
+            None,
             a.connections,
             a.seconds,
         ));
@@ -257,6 +208,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: &Args, template: &str, admin_url: Op
         let fresh = rt.block_on(closed_loop_over(
             &urls,
             Arc::new(move |n| Bytes::from(storm_request(&t, &k, base + n))),
+            None,
             a.connections,
             a.seconds,
         ));

@@ -7,7 +7,7 @@
 use super::{open_backends, runtime, StoreArgs, EXIT_REJECTED};
 use crate::crypto::OsRandom;
 use crate::ids::KeyId;
-use crate::keys::{KeyMeta, KeyStore, RawWrite, RecordId, StoredKey};
+use crate::keys::{next_records, KeyMeta, KeyStore, RawWrite, RecordId, StoredKey};
 use crate::portability::{self, Format};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -331,13 +331,12 @@ async fn rewrap(store: &StoreArgs) -> Result<i32, (i32, String)> {
     let (mut seen, mut rewrapped, mut changed_meanwhile) = (0u64, 0u64, 0u64);
     let mut after: Option<RecordId> = None;
     loop {
-        let page = b
-            .keys
-            .raw_records(after.clone(), REWRAP_BATCH)
+        let page = next_records(&*b.keys, &mut after, REWRAP_BATCH)
             .await
             .map_err(fail)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        if page.is_empty() {
+            break;
+        }
         seen += page.len() as u64;
         let mut writes = Vec::new();
         for r in &page {
@@ -370,13 +369,12 @@ async fn rewrap(store: &StoreArgs) -> Result<i32, (i32, String)> {
     let only_current = crate::keys::Keyring::new(vec![ring.current().clone()]).map_err(fail)?;
     let mut after: Option<RecordId> = None;
     loop {
-        let page = b
-            .keys
-            .raw_records(after.clone(), REWRAP_BATCH)
+        let page = next_records(&*b.keys, &mut after, REWRAP_BATCH)
             .await
             .map_err(fail)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        if page.is_empty() {
+            break;
+        }
         for r in &page {
             crate::keys::verify_raw(&only_current, r).map_err(fail)?;
         }

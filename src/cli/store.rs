@@ -151,13 +151,12 @@ async fn copy(a: &CopyArgs) -> Result<i32, String> {
     let (mut copied, mut identical, mut differing) = (0u64, 0u64, Vec::new());
     let mut after: Option<RecordId> = None;
     loop {
-        let page = source
-            .keys
-            .raw_records(after.clone(), BATCH)
+        let page = crate::keys::next_records(&*source.keys, &mut after, BATCH)
             .await
             .map_err(|e| format!("reading {}: {e}", describe(&a.from)))?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        if page.is_empty() {
+            break;
+        }
         for r in &page {
             crate::keys::verify_raw(&ring, r).map_err(|e| format!("source record: {e}"))?;
         }

@@ -167,7 +167,11 @@ pub fn inline_secrets(table: &toml::Table) -> Vec<String> {
                     } else {
                         format!("{path}.{k}")
                     };
-                    if is_secret_key(k) && matches!(v, toml::Value::String(s) if !s.is_empty()) {
+                    let url_with_password = p == "store.url"
+                        && matches!(v, toml::Value::String(s) if super::store::redact(s) != *s);
+                    if url_with_password
+                        || is_secret_key(k) && matches!(v, toml::Value::String(s) if !s.is_empty())
+                    {
                         out.push(p);
                     } else {
                         walk(v, &p, out);
@@ -315,6 +319,13 @@ mod tests {
         std::fs::write(&p, with).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = check_config_file(&p, with).unwrap_err();
+        // A database URL with a password is a secret too; without one it is not.
+        let url = "[store]\nbackend = \"postgres\"\nurl = \"postgres://cpixd:pw@db/cpixd\"\n";
+        assert!(check_config_file(&p, url)
+            .unwrap_err()
+            .contains("store.url"));
+        let no_password = "[store]\nbackend = \"postgres\"\nurl = \"postgres://cpixd@db/cpixd\"\n";
+        assert!(check_config_file(&p, no_password).is_ok());
         assert!(
             e.contains("platforms.kinescope.token") && e.contains("644"),
             "{e}"

@@ -11,7 +11,7 @@
 //! refuses new keys at once (503) instead of queueing them; keys that
 //! already exist are still served.
 
-use crate::crypto::{ContentKey, SecureRandom};
+use crate::crypto::SecureRandom;
 use crate::ids::KeyId;
 use crate::keys::signing::{self, SigningKey};
 use crate::keys::*;
@@ -642,28 +642,12 @@ fn apply(
             }
             Some(s) => (s, false),
             None => {
-                let key = ContentKey::generate(rng);
-                let iv = match spec.request_iv {
-                    Some(iv) => Some(iv),
-                    None if spec.wants_iv => Some(crate::crypto::random_iv(rng, &key)),
-                    None => None,
-                };
-                let meta = KeyMeta {
-                    tenant: batch.tenant.clone(),
-                    kid: spec.kid,
-                    content_id: batch.content_id.clone(),
-                    protocol: batch.protocol.clone(),
-                    scheme: spec.scheme.clone(),
-                    first_issued_ms: now_ms(),
-                    requester: batch.requester.clone(),
-                    master_key_version: ring.current().version(),
-                    has_iv: iv.is_some(),
-                };
+                let fresh = new_key(ring, rng, batch, spec);
                 index
                     .insert(&content_key[..], &spec.kid.as_bytes()[..])
                     .map_err(unavailable)?;
                 created += 1;
-                (StoredKey { meta, key, iv }, true)
+                (fresh, true)
             }
         };
         if changed {

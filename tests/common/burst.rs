@@ -4,6 +4,7 @@
 
 use super::http::try_send;
 use super::server::ACME_KEY;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// KID `k` of request `n`.
@@ -27,10 +28,10 @@ pub fn request(n: u64) -> String {
 /// (KID, key) pairs of one response.
 pub type Keys = Vec<(String, Vec<u8>)>;
 
-/// POSTs `body` to `{base}/kms/v1/speke2` as tenant acme; the keys of a
-/// 200 answer, `None` for anything else (or no answer within 10 s).
-pub async fn ask(base: &str, body: &str) -> Option<Keys> {
-    let r = tokio::time::timeout(
+/// POSTs `body` to `{base}/kms/v1/speke2` as tenant acme (SPEKE 2.0);
+/// `None` when no answer came within 10 s.
+pub async fn post_speke2(base: &str, body: &str) -> Option<super::http::Resp> {
+    tokio::time::timeout(
         Duration::from_secs(10),
         try_send(
             "POST",
@@ -46,7 +47,12 @@ pub async fn ask(base: &str, body: &str) -> Option<Keys> {
     )
     .await
     .ok()?
-    .ok()?;
+    .ok()
+}
+
+/// The keys of a 200 answer to [`post_speke2`], `None` for anything else.
+pub async fn ask(base: &str, body: &str) -> Option<Keys> {
+    let r = post_speke2(base, body).await?;
     if r.status != 200 {
         return None;
     }
@@ -57,4 +63,24 @@ pub async fn ask(base: &str, body: &str) -> Option<Keys> {
             .map(|k| (k.kid.to_string(), k.plain_value().unwrap().to_vec()))
             .collect(),
     )
+}
+
+/// KIDs of tenant acme, read with `cpixd keys list ARGS` and `env`.
+pub fn stored_kids(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> BTreeSet<String> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"));
+    cmd.args(["keys", "list", "--tenant", "acme"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
 }

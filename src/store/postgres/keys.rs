@@ -7,7 +7,7 @@
 //! node answers with that key.
 
 use super::{Database, DbError};
-use crate::crypto::{ContentKey, SecureRandom};
+use crate::crypto::SecureRandom;
 use crate::ids::KeyId;
 use crate::keys::signing::{self, SigningKey};
 use crate::keys::*;
@@ -131,27 +131,15 @@ impl PostgresStore {
                         if candidates.iter().any(|(k, _, _)| *k == spec.kid) {
                             continue;
                         }
-                        let key = ContentKey::generate(&*self.rng);
-                        let iv = match spec.request_iv {
-                            Some(iv) => Some(iv),
-                            None if spec.wants_iv => {
-                                Some(crate::crypto::random_iv(&*self.rng, &key))
-                            }
-                            None => None,
-                        };
-                        let meta = KeyMeta {
-                            tenant: batch.tenant.clone(),
-                            kid: spec.kid,
-                            content_id: batch.content_id.clone(),
-                            protocol: batch.protocol.clone(),
-                            scheme: spec.scheme.clone(),
-                            first_issued_ms: now_ms(),
-                            requester: batch.requester.clone(),
-                            master_key_version: self.ring.current().version(),
-                            has_iv: iv.is_some(),
-                        };
-                        let record = encode_record(&self.ring, &*self.rng, &meta, &key, iv.as_ref());
-                        candidates.push((spec.kid, StoredKey { meta, key, iv }, record));
+                        let fresh = new_key(&self.ring, &*self.rng, batch, spec);
+                        let record = encode_record(
+                            &self.ring,
+                            &*self.rng,
+                            &fresh.meta,
+                            &fresh.key,
+                            fresh.iv.as_ref(),
+                        );
+                        candidates.push((spec.kid, fresh, record));
                     }
                     candidates.sort_by_key(|(k, _, _)| *k.as_bytes());
                     let new_kids: Vec<&[u8]> =
