@@ -421,3 +421,71 @@ async fn a_stalled_database_is_bounded_by_the_statement_timeout() {
     assert!(ask(&node.base, &request(2)).await.is_some());
     node.sigterm();
 }
+
+/// A CA, and a certificate it signs for 127.0.0.1 with its key (PEM).
+fn tls_material() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "cpixd test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_reach_the_database_over_verified_tls() {
+    let (ca, cert, key) = tls_material();
+    let Some(pg) = common::pg::Cluster::start_tls(&cert, &key) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let ca_file = work.path().join("db-ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let url = format!("{}?sslmode=require", pg.url);
+    let c = Cluster::new(
+        url.clone(),
+        &format!(
+            "[store]\nca_file = {:?}\nconnect_timeout_ms = 2000\n",
+            ca_file
+        ),
+    );
+    let node = c.node(0);
+    assert!(ask(&node.base, &request(1)).await.is_some());
+    // Every connection of the node is encrypted.
+    let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'cpixd'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (tls, all): (i64, i64) = (row.get(0), row.get(1));
+    assert!(all > 0 && tls == all, "{tls} of {all} connections use TLS");
+    node.sigterm();
+    // Without the CA the certificate is not trusted: the node refuses to start.
+    let untrusted = Cluster::new(url, "[store]\nconnect_timeout_ms = 2000\n");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cpixd"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(untrusted.config())
+        .arg("--data-dir")
+        .arg(untrusted.dir.path());
+    for (k, v) in untrusted.env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

@@ -1,8 +1,10 @@
 //! One conformance suite for every store backend: each check below runs
-//! against the embedded store and against PostgreSQL (a fresh database on
-//! the server of `CPIXD_TEST_PG_URL`; skipped with the reason when there is
-//! none, failed under CI=true). "Two nodes" are two store instances on the
-//! same storage.
+//! against the embedded store, against PostgreSQL (a fresh database on the
+//! server of `CPIXD_TEST_PG_URL`; skipped with the reason when there is
+//! none, failed under CI=true), and against PostgreSQL with serializable
+//! transactions (where concurrent writers get SQLSTATE 40001, as on
+//! CockroachDB, and are retried). "Two nodes" are two store instances on
+//! the same storage.
 
 mod common;
 
@@ -37,6 +39,17 @@ impl Backend {
 
     fn postgres() -> Option<Backend> {
         common::pg::database().map(Backend::Postgres)
+    }
+
+    /// PostgreSQL with every transaction SERIALIZABLE, as distributed
+    /// PostgreSQL-compatible databases run them: concurrent first requests
+    /// then fail with SQLSTATE 40001 and must be retried.
+    fn postgres_serializable() -> Option<Backend> {
+        common::pg::database().map(|url| {
+            Backend::Postgres(format!(
+                "{url}?options=-c%20default_transaction_isolation%3Dserializable"
+            ))
+        })
     }
 
     fn config(&self) -> cpixd::config::Config {
@@ -119,6 +132,12 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(b) = super::Backend::postgres() {
+                    super::$name(b).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_serializable() {
+                if let Some(b) = super::Backend::postgres_serializable() {
                     super::$name(b).await
                 }
             }

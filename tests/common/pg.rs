@@ -115,6 +115,24 @@ fn script() -> PathBuf {
 impl Cluster {
     /// Starts one, or `None` (skip) when PostgreSQL is not installed.
     pub fn start() -> Option<Cluster> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one serving TLS with this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Cluster> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        let c = Self::start_with(&[
+            ("PG_TLS_CERT", cert.to_str().unwrap()),
+            ("PG_TLS_KEY", key.to_str().unwrap()),
+        ]);
+        let _ = std::fs::remove_dir_all(&dir);
+        c
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Option<Cluster> {
         let dir = std::env::temp_dir().join(format!(
             "cpixd-pg-{}-{}",
             std::process::id(),
@@ -126,6 +144,7 @@ impl Cluster {
         let out = Command::new(script())
             .arg("start")
             .arg(&dir)
+            .envs(env.iter().copied())
             .output()
             .expect("run scripts/pg-cluster");
         if !out.status.success() {

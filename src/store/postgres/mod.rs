@@ -102,11 +102,19 @@ impl From<StoreError> for DbError {
     }
 }
 
+/// A database error with its causes (a TLS handshake error says why).
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{} ({})", d.message(), d.code().code()),
-        None => e.to_string(),
+    if let Some(d) = e.as_db_error() {
+        return format!("{} ({})", d.message(), d.code().code());
     }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn tls_config(settings: &PostgresSettings) -> Result<rustls::ClientConfig, StoreError> {
