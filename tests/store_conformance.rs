@@ -702,3 +702,21 @@ fn licence_log_postgres() {
         licence_log_check(b);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_schema_newer_than_it_knows() {
+    let Some(b) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(url) = &b else {
+        unreachable!()
+    };
+    // Migrated once; a later version then appears in the database.
+    b.open().await.shutdown();
+    common::pg::execute(
+        url,
+        &["INSERT INTO cpixd_schema_migrations (version) VALUES (9999)".to_owned()],
+    );
+    let e = b.open_with(ring(&[1])).await.err().expect("refused");
+    assert!(e.to_string().contains("newer than this cpixd knows"), "{e}");
+}

@@ -1,9 +1,9 @@
 //! The key store on PostgreSQL. A request whose keys all exist costs one
 //! round trip (one `SELECT … = ANY`); a request with new keys is one
 //! transaction: insert the new records (`ON CONFLICT DO NOTHING`, in KID
-//! order so concurrent batches lock alike), lock and read every record of
-//! the batch, refuse the whole batch on a binding conflict, add missing
-//! IVs, commit. Whichever node inserts a KID first wins and every other
+//! order so concurrent batches lock alike); when some KID already existed,
+//! lock and read every record of the batch, refuse the whole batch on a
+//! binding conflict and add missing IVs; commit. Whichever node inserts a KID first wins and every other
 //! node answers with that key.
 
 use super::{Database, DbError};
@@ -165,14 +165,29 @@ impl PostgresStore {
                         .await?;
                     let inserted: std::collections::HashSet<Vec<u8>> =
                         inserted.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
-                    let select = tx
-                        .prepare_cached(
-                            "SELECT kid, record FROM cpixd_keys
-                             WHERE tenant = $1 AND kid = ANY($2) ORDER BY kid FOR UPDATE",
-                        )
-                        .await?;
-                    let rows = tx.query(&select, &[&batch.tenant, &kids]).await?;
-                    let found = self.decode_rows(batch, &rows)?;
+                    let found = if inserted.len() == candidates.len() {
+                        // All new (a channel start): the rows are ours.
+                        batch
+                            .specs
+                            .iter()
+                            .map(|spec| {
+                                candidates
+                                    .iter()
+                                    .find(|(k, _, _)| *k == spec.kid)
+                                    .map(|(_, s, _)| s.clone())
+                            })
+                            .collect()
+                    } else {
+                        // Some existed: lock and read them all as stored.
+                        let select = tx
+                            .prepare_cached(
+                                "SELECT kid, record FROM cpixd_keys
+                                 WHERE tenant = $1 AND kid = ANY($2) ORDER BY kid FOR UPDATE",
+                            )
+                            .await?;
+                        let rows = tx.query(&select, &[&batch.tenant, &kids]).await?;
+                        self.decode_rows(batch, &rows)?
+                    };
                     // Keys that exist without the IV this request needs.
                     let mut updates: Vec<(KeyId, StoredKey, Vec<u8>)> = Vec::new();
                     let mut out = Vec::with_capacity(batch.specs.len());
