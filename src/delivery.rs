@@ -158,14 +158,15 @@ pub fn encrypt_document(
     if let Some(list) = doc.delivery_data.as_mut() {
         for (i, (dd, cert)) in list.items.iter_mut().zip(recipients).enumerate() {
             let public = cert
-                .rsa
+                .encryptor
                 .as_ref()
                 .ok_or_else(|| DeliveryError::Certificate {
                     index: i + 1,
                     source: CertError::NotRsa(cert.key_algorithm.clone()),
                 })?;
             let wrap = |secret: &[u8]| {
-                crypto::rsa_oaep_sha1_encrypt(public, secret, rng)
+                public
+                    .encrypt_oaep_sha1(secret, rng)
                     .map_err(|e| DeliveryError::Wrap(e.to_string()))
             };
             let wrapped_doc = wrap(&doc_key[..])?;

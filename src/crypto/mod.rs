@@ -6,6 +6,7 @@
 //! keys at rest, RSA-OAEP, HMAC-SHA512, SHA-256 for stored credentials and
 //! constant-time comparison. X.509 parsing and policy are in `x509`.
 
+pub mod rsa_public;
 pub mod x509;
 
 use aes::cipher::{
@@ -234,9 +235,12 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Adapts a [`SecureRandom`] to the `rand_core` traits RSA padding needs.
+/// Adapts a [`SecureRandom`] to the `rand_core` traits the `rsa` crate's
+/// padding needs (the reference encryption of the tests).
+#[cfg(test)]
 struct RngAdapter<'a>(&'a dyn SecureRandom);
 
+#[cfg(test)]
 impl rand::RngCore for RngAdapter<'_> {
     fn next_u32(&mut self) -> u32 {
         let mut b = [0u8; 4];
@@ -260,6 +264,7 @@ impl rand::RngCore for RngAdapter<'_> {
     }
 }
 
+#[cfg(test)]
 impl rand::CryptoRng for RngAdapter<'_> {}
 
 /// AES-256-CBC with PKCS#7 padding.
@@ -306,8 +311,10 @@ pub fn hmac_sha512_verify(key: &[u8], data: &[u8], expected: &[u8]) -> bool {
 }
 
 /// RSAES-OAEP with SHA-1 and MGF1-SHA-1, empty label
-/// (`http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p`).
-pub fn rsa_oaep_sha1_encrypt(
+/// (`http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p`) by the `rsa` crate:
+/// the reference [`rsa_public::RsaEncryptor`] is checked against.
+#[cfg(test)]
+pub fn rsa_oaep_sha1_encrypt_generic(
     key: &rsa::RsaPublicKey,
     data: &[u8],
     rng: &dyn SecureRandom,
@@ -315,7 +322,7 @@ pub fn rsa_oaep_sha1_encrypt(
     key.encrypt(&mut RngAdapter(rng), rsa::Oaep::new::<sha1::Sha1>(), data)
 }
 
-/// Inverse of [`rsa_oaep_sha1_encrypt`].
+/// Inverse of RSAES-OAEP-ENCRYPT with SHA-1 ([`rsa_public::RsaEncryptor`]).
 pub fn rsa_oaep_sha1_decrypt(
     key: &rsa::RsaPrivateKey,
     data: &[u8],

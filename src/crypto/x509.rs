@@ -56,6 +56,8 @@ pub struct Certificate {
     pub subject: String,
     /// The RSA public key, if the key is RSA.
     pub rsa: Option<RsaPublicKey>,
+    /// The same key ready to encrypt (Montgomery constants computed once).
+    pub encryptor: Option<super::rsa_public::RsaEncryptor>,
     /// Description of a non-RSA key algorithm.
     pub key_algorithm: String,
     /// Modulus size in bits (0 when not RSA).
@@ -129,6 +131,7 @@ pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate, CertError> {
     Ok(Certificate {
         fingerprint: sha256(&der),
         subject: cert.subject().to_string(),
+        encryptor: rsa.as_ref().and_then(super::rsa_public::RsaEncryptor::new),
         rsa,
         key_algorithm,
         rsa_bits,
