@@ -583,7 +583,13 @@ impl ProRecord {
 /// A PlayReady Object holding one header record (little-endian lengths,
 /// UTF-16LE XML, no BOM). Errors if the XML does not fit a record (64 KiB).
 pub fn object(header_xml: &str) -> Result<Vec<u8>, DrmError> {
-    let units = header_xml.encode_utf16().count();
+    // Headers are ASCII in practice: one UTF-16 unit per byte, no decoding.
+    let ascii = header_xml.is_ascii();
+    let units = if ascii {
+        header_xml.len()
+    } else {
+        header_xml.encode_utf16().count()
+    };
     let record_len = u16::try_from(2 * units).map_err(|_| {
         malformed(format!(
             "header is {} bytes in UTF-16, more than a record holds",
@@ -595,8 +601,14 @@ pub fn object(header_xml: &str) -> Result<Vec<u8>, DrmError> {
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&RECORD_TYPE_HEADER.to_le_bytes());
     out.extend_from_slice(&record_len.to_le_bytes());
-    for unit in header_xml.encode_utf16() {
-        out.extend_from_slice(&unit.to_le_bytes());
+    if ascii {
+        for &b in header_xml.as_bytes() {
+            out.extend_from_slice(&[b, 0]);
+        }
+    } else {
+        for unit in header_xml.encode_utf16() {
+            out.extend_from_slice(&unit.to_le_bytes());
+        }
     }
     Ok(out)
 }
@@ -651,6 +663,19 @@ pub fn pssh_box(pro: &[u8]) -> PsshBox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_is_utf16le_for_ascii_and_other_text_alike() {
+        for header in [
+            "<WRMHEADER/>",
+            "<WRMHEADER><CUSTOMATTRIBUTES>Zoë ✓ 𝄞</CUSTOMATTRIBUTES></WRMHEADER>",
+        ] {
+            let pro = object(header).unwrap();
+            let units: Vec<u8> = header.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            assert_eq!(&pro[10..], &units[..], "{header}");
+            assert_eq!(object_header_xml(&pro).unwrap(), header);
+        }
+    }
     use crate::drm::test_util::{b64, content_key, kid};
 
     const KID1: &str = "6b657969-6431-7e7e-7e7e-7e7e7e7e7e7e";
