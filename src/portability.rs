@@ -89,10 +89,9 @@ fn xml_escape(s: &str) -> String {
 
 /// Base64url without padding (JWK).
 fn b64url(bytes: &[u8]) -> String {
-    crate::b64::encode(bytes)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    crate::b64::encode_url_into(bytes, &mut s);
+    s
 }
 
 /// A CPIX 2.3 document of `keys` (all of one content id): plain values,
@@ -160,18 +159,19 @@ pub fn export(
                     "the keys belong to several content ids; a CPIX document carries one: select one with --content-id",
                 ));
             }
-            let der = match recipient {
-                Some(r) => Some(certificate_der(r)?),
+            // x509 reads PEM, DER or base64 alike.
+            let cert = match recipient {
+                Some(r) => {
+                    Some(Arc::new(parse_certificate(r).map_err(|e| {
+                        PortError::Invalid(format!("--recipient: {e}"))
+                    })?))
+                }
                 None => None,
             };
-            let text = cpix_text(keys, der.as_deref());
-            let Some(der) = der else {
+            let text = cpix_text(keys, cert.as_ref().map(|c| &c.der[..]));
+            let Some(cert) = cert else {
                 return Ok(text);
             };
-            let cert = Arc::new(
-                parse_certificate(&der)
-                    .map_err(|e| PortError::Invalid(format!("--recipient: {e}")))?,
-            );
             let mut doc = crate::cpix::parse(text.as_bytes())
                 .map_err(|e| PortError::Invalid(format!("export document: {e}")))?;
             encrypt_document(&mut doc, &[cert], MacLayout::Aws, rng)
@@ -227,21 +227,6 @@ pub fn export(
             Ok(shaka_flags(&pairs, schemes.first().copied()))
         }
     }
-}
-
-/// The DER of a PEM (`CERTIFICATE`) or DER certificate.
-fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, PortError> {
-    if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
-        let mut reader = bytes;
-        let mut certs = rustls_pemfile::certs(&mut reader);
-        return match certs.next() {
-            Some(Ok(c)) => Ok(c.to_vec()),
-            _ => Err(PortError::Invalid(
-                "--recipient: no PEM CERTIFICATE in the file".into(),
-            )),
-        };
-    }
-    Ok(bytes.to_vec())
 }
 
 /// The Shaka Packager flags for `keys` (KID, key, scheme): raw-key
