@@ -5,16 +5,16 @@
 //! Only clear-key responses to requests without recipients are cached; the
 //! entries are zeroized when evicted.
 
+use crate::crypto::SecretBytes;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use zeroize::Zeroizing;
 
 /// A cached answer.
 #[derive(Clone)]
 pub struct Cached {
     /// The response body.
-    pub body: Arc<Zeroizing<Vec<u8>>>,
+    pub body: Arc<SecretBytes>,
     /// Keys in it (for the metrics).
     pub keys: usize,
     /// Its content id (for the log).
@@ -33,11 +33,11 @@ impl Cached {
 }
 
 /// A cached body lent to a response.
-struct Shared(Arc<Zeroizing<Vec<u8>>>);
+struct Shared(Arc<SecretBytes>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_slice()
+        &self.0
     }
 }
 
@@ -146,7 +146,7 @@ mod tests {
 
     fn entry(n: usize) -> Cached {
         Cached {
-            body: Arc::new(Zeroizing::new(vec![1; n])),
+            body: Arc::new(SecretBytes::new(vec![1; n])),
             keys: 1,
             content_id: "c".into(),
             v2: true,

@@ -12,6 +12,7 @@ use crate::config::Tenant;
 use crate::cpix::xml::{Element, Ns};
 use crate::cpix::{ContentKey, Document, DrmSystem, List, Signal};
 use crate::crypto::x509::CertCache;
+use crate::crypto::SecretBytes;
 use crate::delivery::MacLayout;
 use crate::ids::{ContentId, KeyId, SystemId};
 use crate::keys::{IssueBatch, KeySpec, StoreError};
@@ -24,7 +25,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
-use zeroize::Zeroizing;
 
 /// A KMS endpoint (label of its metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,7 +419,7 @@ async fn speke_request(
         Ok(issued) => {
             let body = if cacheable {
                 let cached = Cached {
-                    body: Arc::new(Zeroizing::new(issued.xml.into_bytes())),
+                    body: Arc::new(SecretBytes::new(issued.xml.into_bytes())),
                     keys: issued.keys,
                     content_id: issued.content_id.clone(),
                     v2: status_v2,
