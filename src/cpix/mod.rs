@@ -6,6 +6,7 @@
 pub mod model;
 mod reader;
 pub mod rules;
+mod scan;
 pub mod validate;
 mod writer;
 pub mod xml;

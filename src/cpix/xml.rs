@@ -4,9 +4,8 @@
 //! size, depth and element count; UTF-8 with or without BOM, UTF-16 with
 //! BOM) and the escaping/serialising helpers the writer shares.
 
+use super::scan::{self, QName, RawAttr, Scanner, Token};
 use super::CpixError;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -101,16 +100,6 @@ pub fn intern(local: &str) -> Name {
     match known_name(local.as_bytes()) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(local.to_owned()),
-    }
-}
-
-/// Interns a local name given as bytes from the parser.
-fn intern_bytes(local: &[u8]) -> Result<Name, CpixError> {
-    match known_name(local) {
-        Some(k) => Ok(Cow::Borrowed(k)),
-        None => std::str::from_utf8(local)
-            .map(|s| Cow::Owned(s.to_owned()))
-            .map_err(|_| CpixError::Encoding("a name is not UTF-8".into())),
     }
 }
 
@@ -467,38 +456,26 @@ fn xml_err(reader_pos: u64, e: impl std::fmt::Display) -> CpixError {
 
 /// The prefix of a name, kept only where the writer may need it
 /// (namespaces without a preferred prefix of their own).
-fn prefix_hint(ns: &Ns, prefix: &[u8]) -> Option<String> {
+fn prefix_hint(ns: &Ns, prefix: &str) -> Option<String> {
     if prefix.is_empty() || ns.preferred_prefix().is_some() {
         return None;
     }
-    std::str::from_utf8(prefix).ok().map(str::to_owned)
-}
-
-fn unescape_err(e: quick_xml::Error) -> CpixError {
-    match e {
-        quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
-            CpixError::UndefinedEntity(name)
-        }
-        other => CpixError::Xml {
-            position: 0,
-            message: other.to_string(),
-        },
-    }
+    Some(prefix.to_owned())
 }
 
 /// The namespace bindings in scope: a stack of (prefix, namespace) with a
 /// mark per open element. The empty prefix is the default namespace. The
 /// stack is bounded ([`Limits::max_namespaces`]), so resolving a name scans
 /// a bounded number of bindings and parsing stays linear in the input.
-struct NsScope {
-    bindings: Vec<(Box<[u8]>, Ns)>,
+struct NsScope<'a> {
+    bindings: Vec<(&'a str, Ns)>,
     marks: Vec<usize>,
     /// Distinct namespace URIs declared so far in the document.
     uris: Vec<Ns>,
 }
 
-impl NsScope {
-    fn new() -> NsScope {
+impl<'a> NsScope<'a> {
+    fn new() -> Self {
         NsScope {
             bindings: Vec::with_capacity(8),
             marks: Vec::with_capacity(16),
@@ -507,7 +484,7 @@ impl NsScope {
     }
 
     /// Binds `prefix` for the element being opened.
-    fn declare(&mut self, prefix: &[u8], uri: &str, limits: &Limits) -> Result<(), CpixError> {
+    fn declare(&mut self, prefix: &'a str, uri: &str, limits: &Limits) -> Result<(), CpixError> {
         let too_many = CpixError::LimitExceeded {
             what: "namespaces",
             limit: limits.max_namespaces,
@@ -524,22 +501,18 @@ impl NsScope {
                 n
             }
         };
-        self.bindings.push((Box::from(prefix), ns));
+        self.bindings.push((prefix, ns));
         Ok(())
     }
 
-    fn resolve(&self, prefix: &[u8], qname: &[u8]) -> Result<Ns, CpixError> {
-        if prefix == b"xml" {
+    fn resolve(&self, prefix: &str, qname: &str) -> Result<Ns, CpixError> {
+        if prefix == "xml" {
             return Ok(Ns::Xml);
         }
-        match self.bindings.iter().rev().find(|(p, _)| &**p == prefix) {
+        match self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
             Some((_, ns)) => Ok(ns.clone()),
             None if prefix.is_empty() => Ok(Ns::None),
-            None => Err(CpixError::UnboundPrefix(format!(
-                "{} (in {})",
-                String::from_utf8_lossy(prefix),
-                String::from_utf8_lossy(qname)
-            ))),
+            None => Err(CpixError::UnboundPrefix(format!("{prefix} (in {qname})"))),
         }
     }
 
@@ -550,42 +523,41 @@ impl NsScope {
     }
 }
 
-/// Splits `p:local` into (`p`, `local`); no colon means no prefix.
-fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
-    match qname.iter().position(|&b| b == b':') {
-        Some(i) => (&qname[..i], &qname[i + 1..]),
-        None => (&[], qname),
+/// A reference error carries the position of the token it is in.
+fn at(pos: u64) -> impl Fn(CpixError) -> CpixError {
+    move |e| match e {
+        CpixError::Xml { message, .. } => CpixError::Xml {
+            position: pos,
+            message,
+        },
+        other => other,
     }
 }
 
 /// Reads a start tag: declares its namespaces in `scope` (the caller pops
 /// them at the end tag), then resolves the element and attribute names.
-fn start_element(
-    scope: &mut NsScope,
-    e: &BytesStart<'_>,
+/// The scanner has bounded the attribute count and refused repeated
+/// qualified names.
+fn start_element<'a>(
+    scope: &mut NsScope<'a>,
+    qname: QName<'a>,
+    raw: &[RawAttr<'a>],
     limits: &Limits,
     pos: u64,
 ) -> Result<Element, CpixError> {
     scope.marks.push(scope.bindings.len());
-    let mut attributes: Vec<Attribute> = Vec::new();
+    let mut attributes: Vec<Attribute> = Vec::with_capacity(raw.len());
     // Prefixed attributes are resolved once every xmlns of the tag is known.
-    let mut prefixed: Vec<(usize, &[u8])> = Vec::new();
-    // Namespace declarations count as attributes: quick-xml's duplicate
-    // check is quadratic in the attributes of one element, so the count is
-    // bounded before it can grow.
-    for (n, attr) in e.attributes().with_checks(true).enumerate() {
-        if n >= limits.max_attributes {
-            return Err(CpixError::LimitExceeded {
-                what: "attributes on one element",
-                limit: limits.max_attributes,
-            });
-        }
-        let attr = attr.map_err(|err| xml_err(pos, err))?;
-        let value = attr.unescape_value().map_err(unescape_err)?;
-        let (prefix, local) = split_qname(attr.key.into_inner());
+    let mut prefixed: Vec<(usize, &str)> = Vec::new();
+    for a in raw {
+        let value = match a.escaped {
+            true => scan::unescape(a.value).map_err(at(pos))?,
+            false => Cow::Borrowed(a.value),
+        };
+        let (prefix, local) = (a.name.prefix(), a.name.local());
         match (prefix, local) {
-            (b"", b"xmlns") => scope.declare(b"", &value, limits)?,
-            (b"xmlns", p) => {
+            ("", "xmlns") => scope.declare("", &value, limits)?,
+            ("xmlns", p) => {
                 if value.is_empty() {
                     return Err(xml_err(pos, "a prefix is bound to an empty namespace"));
                 }
@@ -597,17 +569,16 @@ fn start_element(
                 }
                 attributes.push(Attribute {
                     ns: Ns::None,
-                    local: intern_bytes(local)?,
+                    local: intern(local),
                     prefix: None,
                     value: value.into_owned(),
                 });
             }
         }
     }
-    let qname = e.name().into_inner();
     if !prefixed.is_empty() {
         for (i, prefix) in prefixed {
-            let ns = scope.resolve(prefix, qname)?;
+            let ns = scope.resolve(prefix, qname.full)?;
             let a = &mut attributes[i];
             a.prefix = prefix_hint(&ns, prefix);
             a.ns = ns;
@@ -623,42 +594,23 @@ fn start_element(
             return Err(xml_err(pos, "an attribute appears twice"));
         }
     }
-    let (prefix, local) = split_qname(qname);
-    let ns = scope.resolve(prefix, qname)?;
+    let (prefix, local) = (qname.prefix(), qname.local());
+    let ns = scope.resolve(prefix, qname.full)?;
     Ok(Element {
         prefix: prefix_hint(&ns, prefix),
         ns,
-        local: intern_bytes(local)?,
+        local: intern(local),
         attributes,
         children: Vec::new(),
     })
 }
 
-/// Resolves `&name;` / `&#N;` inside text: only the five predefined entities
-/// and character references exist; anything else is refused.
-fn resolve_reference(name: &str) -> Result<char, CpixError> {
-    if let Some(num) = name.strip_prefix('#') {
-        let code = match num.strip_prefix('x') {
-            Some(hex) => u32::from_str_radix(hex, 16),
-            None => num.parse::<u32>(),
-        }
-        .map_err(|_| CpixError::UndefinedEntity(name.to_owned()))?;
-        return char::from_u32(code).ok_or_else(|| CpixError::UndefinedEntity(name.to_owned()));
-    }
-    match name {
-        "lt" => Ok('<'),
-        "gt" => Ok('>'),
-        "amp" => Ok('&'),
-        "apos" => Ok('\''),
-        "quot" => Ok('"'),
-        other => Err(CpixError::UndefinedEntity(other.to_owned())),
-    }
-}
-
-/// An open element and the text seen since its last child, kept borrowed
-/// from the input until it is known not to be formatting whitespace.
+/// An open element, its name as written (for the end tag) and the text
+/// seen since its last child, kept borrowed from the input until it is
+/// known not to be formatting whitespace.
 struct Frame<'a> {
     el: Element,
+    qname: &'a str,
     pending: Cow<'a, str>,
 }
 
@@ -684,15 +636,15 @@ impl<'a> Frame<'a> {
                 .children
                 .iter()
                 .any(|n| matches!(n, Node::Element(_)));
-        if leaf || !text.trim().is_empty() {
+        if leaf || !scan::is_blank(&text) {
             self.el.children.push(Node::Text(text.into_owned()));
         }
     }
 }
 
-/// Builds the tree from reader events, enforcing the limits.
+/// Builds the tree from scanner tokens, enforcing the limits.
 struct TreeBuilder<'a> {
-    scope: NsScope,
+    scope: NsScope<'a>,
     stack: Vec<Frame<'a>>,
     root: Option<Element>,
     count: usize,
@@ -700,7 +652,7 @@ struct TreeBuilder<'a> {
 }
 
 impl<'a> TreeBuilder<'a> {
-    fn open(&mut self, el: Element, empty: bool) -> Result<(), CpixError> {
+    fn open(&mut self, el: Element, qname: &'a str, empty: bool) -> Result<(), CpixError> {
         self.count += 1;
         if self.count > self.limits.max_elements {
             return Err(CpixError::LimitExceeded {
@@ -723,6 +675,7 @@ impl<'a> TreeBuilder<'a> {
         } else {
             self.stack.push(Frame {
                 el,
+                qname,
                 pending: Cow::Borrowed(""),
             });
         }
@@ -736,11 +689,17 @@ impl<'a> TreeBuilder<'a> {
         }
     }
 
-    fn close(&mut self, pos: u64) -> Result<(), CpixError> {
+    fn close(&mut self, qname: &str, pos: u64) -> Result<(), CpixError> {
         let mut frame = self
             .stack
             .pop()
-            .ok_or_else(|| xml_err(pos, "unexpected end tag"))?;
+            .ok_or_else(|| xml_err(pos, format!("unexpected end tag {qname}")))?;
+        if frame.qname != qname {
+            return Err(xml_err(
+                pos,
+                format!("end tag {qname} does not match start tag {}", frame.qname),
+            ));
+        }
         self.scope.pop();
         frame.flush(true);
         self.attach(frame.el);
@@ -750,20 +709,16 @@ impl<'a> TreeBuilder<'a> {
     fn text(&mut self, s: Cow<'a, str>, pos: u64) -> Result<(), CpixError> {
         match self.stack.last_mut() {
             Some(frame) => frame.push_text(s),
-            None if s.trim().is_empty() => {}
+            None if scan::is_blank(&s) => {}
             None => return Err(xml_err(pos, "text outside the root element")),
         }
         Ok(())
     }
 }
 
-fn check_declared_encoding(
-    d: &quick_xml::events::BytesDecl<'_>,
-    pos: u64,
-) -> Result<(), CpixError> {
-    if let Some(enc) = d.encoding() {
-        let enc = enc.map_err(|e| xml_err(pos, e))?;
-        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+fn check_declared_encoding(encoding: Option<&str>) -> Result<(), CpixError> {
+    if let Some(enc) = encoding {
+        let enc = enc.to_ascii_lowercase();
         if !matches!(
             enc.as_str(),
             "utf-8" | "utf8" | "utf-16" | "utf16" | "us-ascii"
@@ -785,13 +740,8 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
         });
     }
     let text = decode_input(input)?;
-    let mut reader = Reader::from_str(&text);
-    {
-        let cfg = reader.config_mut();
-        cfg.check_end_names = true;
-        cfg.expand_empty_elements = false;
-        cfg.trim_text(false);
-    }
+    let mut scanner = Scanner::new(&text, limits.max_attributes);
+    let mut attrs: Vec<RawAttr<'_>> = Vec::with_capacity(8);
     let mut tree = TreeBuilder {
         scope: NsScope::new(),
         stack: Vec::with_capacity(8),
@@ -799,55 +749,50 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
         count: 0,
         limits: *limits,
     };
+    let mut started = false;
     loop {
-        let pos = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| xml_err(pos, e))?;
-        match event {
-            Event::Decl(d) => check_declared_encoding(&d, pos)?,
-            Event::DocType(_) => return Err(CpixError::DoctypeForbidden),
-            Event::PI(_) | Event::Comment(_) => {}
-            Event::Start(_) | Event::Empty(_) if tree.root.is_some() => {
+        let pos = scanner.position();
+        let Some(token) = scanner.next(&mut attrs)? else {
+            break;
+        };
+        match token {
+            Token::Decl { .. } if started => {
+                return Err(xml_err(pos, "an XML declaration inside the document"));
+            }
+            Token::Decl { encoding } => check_declared_encoding(encoding)?,
+            Token::DocType => return Err(CpixError::DoctypeForbidden),
+            Token::Start { .. } if tree.root.is_some() => {
                 return Err(xml_err(pos, "content after the root element"));
             }
-            Event::Start(e) => {
-                let el = start_element(&mut tree.scope, &e, limits, pos)?;
-                tree.open(el, false)?
+            Token::Start { name, empty } => {
+                started = true;
+                let el = start_element(&mut tree.scope, name, &attrs, limits, pos)?;
+                tree.open(el, name.full, empty)?
             }
-            Event::Empty(e) => {
-                let el = start_element(&mut tree.scope, &e, limits, pos)?;
-                tree.open(el, true)?
-            }
-            Event::End(_) => tree.close(pos)?,
-            Event::Text(t) => {
-                let s = match t.into_inner() {
-                    Cow::Borrowed(b) => {
-                        Cow::Borrowed(std::str::from_utf8(b).map_err(|e| xml_err(pos, e))?)
-                    }
-                    Cow::Owned(b) => Cow::Owned(String::from_utf8(b).map_err(|e| xml_err(pos, e))?),
+            Token::End { name } => tree.close(name.full, pos)?,
+            Token::Text(raw) => {
+                // Formatting whitespace, the most common text, has nothing
+                // to resolve.
+                let s = match scan::is_blank(raw) {
+                    true => Cow::Borrowed(raw),
+                    false => scan::unescape(raw).map_err(at(pos))?,
                 };
+                if tree.stack.is_empty() && !matches!(s, Cow::Borrowed(_)) {
+                    return Err(xml_err(pos, "reference outside the root element"));
+                }
                 tree.text(s, pos)?;
             }
-            Event::CData(t) => {
+            Token::CData(t) => {
                 if tree.stack.is_empty() {
                     return Err(xml_err(pos, "CDATA outside the root element"));
                 }
-                let s = t.decode().map_err(|e| xml_err(pos, e))?.into_owned();
-                tree.text(Cow::Owned(s), pos)?;
+                tree.text(Cow::Borrowed(t), pos)?;
             }
-            Event::GeneralRef(r) => {
-                if tree.stack.is_empty() {
-                    return Err(xml_err(pos, "reference outside the root element"));
-                }
-                let name = r.decode().map_err(|e| xml_err(pos, e))?;
-                let c = resolve_reference(&name)?;
-                tree.text(Cow::Owned(c.to_string()), pos)?;
-            }
-            Event::Eof => break,
         }
     }
     if !tree.stack.is_empty() {
         return Err(CpixError::Xml {
-            position: reader.buffer_position(),
+            position: scanner.position(),
             message: "document ends inside an element".into(),
         });
     }

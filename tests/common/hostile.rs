@@ -109,6 +109,24 @@ pub fn hostile() -> Vec<(&'static str, String)> {
                 "</cpix:CPIX>",
             ),
         ),
+        (
+            // Skipped markup is skipped in a loop: no stack growth, no
+            // re-scan.
+            "nothing but comments and processing instructions",
+            fill(
+                String::from(r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix">"#),
+                "<!----><?p?>",
+                "</cpix:CPIX>",
+            ),
+        ),
+        (
+            "references in every text and attribute",
+            fill(
+                String::from(r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix">"#),
+                "<x a='&lt;&#65;&#x42;&gt;'>&amp;&#x263A;</x>",
+                "</cpix:CPIX>",
+            ),
+        ),
         ("a new namespace URI on every element", {
             let mut s = String::from(r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix">"#);
             let mut i = 0;
