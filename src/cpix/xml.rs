@@ -803,15 +803,33 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
 struct Escapes<const N: usize> {
     specials: [u8; N],
     replacements: [&'static str; N],
+    /// For each byte, 1 + its index in `specials`, or 0.
+    table: [u8; 256],
 }
 
 impl<const N: usize> Escapes<N> {
-    /// True when `s` has nothing to escape (SIMD scans, three bytes at a
-    /// time): most values the server writes are base64 and go out untouched.
+    const fn new(specials: [u8; N], replacements: [&'static str; N]) -> Self {
+        let mut table = [0u8; 256];
+        let mut i = 0;
+        while i < N {
+            table[specials[i] as usize] = i as u8 + 1;
+            i += 1;
+        }
+        Escapes {
+            specials,
+            replacements,
+            table,
+        }
+    }
+
+    /// True when `s` has nothing to escape. Short values (names, UUIDs,
+    /// numbers) are checked by table; long ones by SIMD scans, three bytes
+    /// at a time: most long values the server writes are base64 and go out
+    /// untouched.
     fn clean(&self, s: &str) -> bool {
         let h = s.as_bytes();
-        if h.len() < 32 {
-            return !h.iter().any(|b| self.specials.contains(b));
+        if h.len() < 40 {
+            return h.iter().all(|&b| self.table[b as usize] == 0);
         }
         self.specials.chunks(3).all(|c| match *c {
             [a, b, c] => memchr::memchr3(a, b, c, h).is_none(),
@@ -828,9 +846,10 @@ impl<const N: usize> Escapes<N> {
         }
         let mut last = 0;
         for (i, b) in s.bytes().enumerate() {
-            if let Some(k) = self.specials.iter().position(|&c| c == b) {
+            let k = self.table[b as usize];
+            if k != 0 {
                 out.push_str(&s[last..i]);
-                out.push_str(self.replacements[k]);
+                out.push_str(self.replacements[k as usize - 1]);
                 last = i + 1;
             }
         }
@@ -838,14 +857,14 @@ impl<const N: usize> Escapes<N> {
     }
 }
 
-static TEXT_ESCAPES: Escapes<4> = Escapes {
-    specials: [b'&', b'<', b'>', b'\r'],
-    replacements: ["&amp;", "&lt;", "&gt;", "&#13;"],
-};
-static ATTR_ESCAPES: Escapes<7> = Escapes {
-    specials: [b'&', b'<', b'>', b'"', b'\n', b'\r', b'\t'],
-    replacements: ["&amp;", "&lt;", "&gt;", "&quot;", "&#10;", "&#13;", "&#9;"],
-};
+static TEXT_ESCAPES: Escapes<4> = Escapes::new(
+    [b'&', b'<', b'>', b'\r'],
+    ["&amp;", "&lt;", "&gt;", "&#13;"],
+);
+static ATTR_ESCAPES: Escapes<7> = Escapes::new(
+    [b'&', b'<', b'>', b'"', b'\n', b'\r', b'\t'],
+    ["&amp;", "&lt;", "&gt;", "&quot;", "&#10;", "&#13;", "&#9;"],
+);
 
 /// Appends `s` escaped for element content.
 pub fn escape_text_into(s: &str, out: &mut String) {
@@ -1032,5 +1051,16 @@ mod tests {
         escape_attr_into("a&b<\"\n", &mut s);
         assert_eq!(s, "a&amp;b&lt;&quot;&#10;");
         assert_eq!(escape_text("<&>"), "&lt;&amp;&gt;");
+        // Short values go through the table, long ones through the SIMD
+        // scan: both give the same result, clean or not.
+        for unit in ["a&b<\"\n\t\r>", "plain-base64+/=", "x\r"] {
+            let short = escape_text(unit);
+            let long = escape_text(&unit.repeat(100));
+            assert_eq!(long, short.repeat(100), "{unit:?}");
+            let (mut a, mut b) = (String::new(), String::new());
+            escape_attr_into(unit, &mut a);
+            escape_attr_into(&unit.repeat(100), &mut b);
+            assert_eq!(b, a.repeat(100), "{unit:?}");
+        }
     }
 }
