@@ -10,10 +10,13 @@
 //! 3. (a') the same against a second cpixd with the response cache disabled
 //!    (`limits.response_cache_bytes = 0`): every request is parsed,
 //!    validated, looked up in the store, filled and written;
-//! 4. (b) a channel-start storm: N concurrent requests for new content
+//! 4. (a'') new content without pause: every request names a new content
+//!    id and 8 new KIDs, so every answer waits for its keys to be durable
+//!    (same connections and duration, on the server of (a'));
+//! 5. (b) a channel-start storm: N concurrent requests for new content
 //!    (fresh content ids and KIDs, so every key is a durable write), then
 //!    SIGKILL, restart, and a check that every key comes back identical;
-//! 5. (c) ClearKey licences for 2 KIDs with a DRM token, every request
+//! 6. (c) ClearKey licences for 2 KIDs with a DRM token, every request
 //!    recorded in the licence log, and (c') the same with the log off,
 //!    beside a baseline handler returning a body of the licence's size; then
 //!    each again at a steady rate (`--licence-rate`, default 2000/s, below
@@ -354,6 +357,42 @@ fn storm_request(template: &str, kids: &[String], n: usize) -> String {
     s
 }
 
+/// The load request cut where the content id and the first 8 hex digits
+/// of each KID go, so that the body for channel `n` is built by
+/// concatenation (cheap enough not to load the client).
+struct NewContent {
+    /// Text around the holes; one more piece than holes.
+    pieces: Vec<String>,
+}
+
+impl NewContent {
+    fn new(template: &str, kids: &[String]) -> NewContent {
+        let mut marked = template.replace("contentId=\"channel-5\"", "contentId=\"\0\"");
+        for k in kids {
+            marked = marked.replace(k.as_str(), &format!("\0{}", &k[8..]));
+        }
+        let pieces: Vec<String> = marked.split('\0').map(str::to_owned).collect();
+        assert!(
+            pieces[0].ends_with("contentId=\"") && pieces.len() > 2,
+            "the content id comes first, then the KIDs"
+        );
+        NewContent { pieces }
+    }
+
+    /// The request for channel `n`: `fresh-n` and KIDs starting `n` in hex.
+    fn body(&self, n: usize) -> Bytes {
+        let mut s = String::with_capacity(self.pieces.iter().map(String::len).sum::<usize>() + 256);
+        s.push_str(&self.pieces[0]);
+        s.push_str(&format!("fresh-{n}"));
+        for p in &self.pieces[1..self.pieces.len() - 1] {
+            s.push_str(p);
+            s.push_str(&format!("{n:08x}"));
+        }
+        s.push_str(&self.pieces[self.pieces.len() - 1]);
+        Bytes::from(s)
+    }
+}
+
 /// Sends every request at once, request `i` to `urls[i % N]`; the
 /// answers in request order (empty for a failure).
 async fn storm(urls: &[String], requests: &[Bytes]) -> (Stats, Vec<Bytes>) {
@@ -477,16 +516,35 @@ fn main() {
         a.connections,
         a.seconds,
     ));
-    let uncached_rss = peak_rss_mib(uncached.id());
-    let _ = uncached.kill();
-    let _ = uncached.wait();
-
     let kids: Vec<String> = cpixd::cpix::parse(template.as_bytes())
         .unwrap()
         .keys()
         .iter()
         .map(|k| k.kid.to_string())
         .collect();
+
+    // (a'') New content on every request, on the same server.
+    let fresh = Arc::new(NewContent::new(&template, &kids));
+    let check = rt
+        .block_on(post(&client(), &uncached_url, &fresh.body(0xffff_ffff)))
+        .expect("a new-content request");
+    assert_eq!(check.0, 200, "{}", String::from_utf8_lossy(&check.1));
+    assert_eq!(
+        keys_of(&check.1).len(),
+        kids.len(),
+        "every new key answered"
+    );
+    let new_content = rt.block_on(closed_loop_over(
+        std::slice::from_ref(&uncached_url),
+        Arc::new(move |n| fresh.body(n)),
+        None,
+        a.connections,
+        a.seconds,
+    ));
+    let uncached_rss = peak_rss_mib(uncached.id());
+    let _ = uncached.kill();
+    let _ = uncached.wait();
+
     let requests: Vec<Bytes> = (0..a.storm)
         .map(|n| Bytes::from(storm_request(&template, &kids, n)))
         .collect();
@@ -587,6 +645,10 @@ fn main() {
             &existing,
         ),
         ("(a') cpixd, existing keys, response cache off", &no_cache),
+        (
+            "(a'') cpixd, new content (8 new KIDs) on every request",
+            &new_content,
+        ),
         ("(b) cpixd, storm of new content", &storm_stats),
         ("baseline axum, licence-sized body", &licence_base),
         (
@@ -611,18 +673,19 @@ fn main() {
     }
     println!();
     println!(
-        "response {size} bytes; {} connections for {} s; (a)/baseline = {:.0} %; (a')/baseline = {:.0} %",
+        "response {size} bytes; {} connections for {} s; (a)/baseline = {:.0} %; (a')/baseline = {:.0} %; (a'')/baseline = {:.0} %",
         a.connections,
         a.seconds,
         100.0 * existing.rps() / base.rps(),
-        100.0 * no_cache.rps() / base.rps()
+        100.0 * no_cache.rps() / base.rps(),
+        100.0 * new_content.rps() / base.rps()
     );
     println!(
         "storm: {} concurrent new-content requests answered in {:.2} s; {durable}/{} identical after SIGKILL + restart",
         a.storm, storm_stats.seconds, a.storm
     );
     println!(
-        "cpixd peak RSS (VmHWM): {rss:.1} MiB over (a) and (b); {uncached_rss:.1} MiB for (a')"
+        "cpixd peak RSS (VmHWM): {rss:.1} MiB over (a) and (b); {uncached_rss:.1} MiB over (a') and (a'')"
     );
     println!(
         "licences ({licence_size} bytes): (c)/baseline = {:.0} %, (c')/baseline = {:.0} %; p50 with the log {:.2} ms, without {:.2} ms",
