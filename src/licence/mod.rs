@@ -129,17 +129,17 @@ impl Signers {
         Ok(keys)
     }
 
-    /// The keys to verify `jwt` with: the kept ones, read again from the
-    /// store when the token names a key version they lack (a rotation on
-    /// another node), at most once a second per tenant.
+    /// The keys to verify a token with that names key version `wanted`:
+    /// the kept ones, read again from the store when they lack it (a
+    /// rotation on another node), at most once a second per tenant.
     pub async fn keys_for_token(
         &self,
         store: &dyn KeyStore,
         tenant: &str,
-        jwt: &str,
+        wanted: Option<u32>,
     ) -> Result<Arc<Vec<SigningKey>>, StoreError> {
         let keys = self.keys(store, tenant).await?;
-        let Some(wanted) = token::key_version(jwt) else {
+        let Some(wanted) = wanted else {
             return Ok(keys);
         };
         if keys.iter().any(|k| k.version == wanted) {

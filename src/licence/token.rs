@@ -136,6 +136,95 @@ pub fn sign(claims: &Claims, key: &SigningKey) -> String {
     out
 }
 
+/// A well-formed token taken apart once: its claims (not yet trusted),
+/// the signing key version its header names, and what its signature
+/// covers. The server reads a token once per request through this.
+pub struct Unverified<'a> {
+    claims: Claims,
+    key_version: Option<u32>,
+    signed: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Unverified<'a> {
+    /// Splits and decodes `token` (surrounding whitespace ignored): three
+    /// parts, an HS256 header, claims issued by cpixd.
+    pub fn parse(token: &'a str) -> Result<Self, TokenError> {
+        let token = token.trim();
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Malformed("too long"));
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed("not three parts"));
+        };
+        let header = header_of(header)?;
+        let bytes = crate::b64::decode_url(claims).ok_or(TokenError::Malformed("claims"))?;
+        let claims: Claims =
+            serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("claims"))?;
+        if claims.iss != "cpixd" {
+            return Err(TokenError::Malformed("issuer"));
+        }
+        Ok(Unverified {
+            claims,
+            key_version: header.kid.as_deref().and_then(|k| k.parse().ok()),
+            signed: &token[..token.len() - signature.len() - 1],
+            signature,
+        })
+    }
+
+    /// The claims, before the signature is checked (to find the tenant
+    /// whose keys verify it). Never trust them unverified.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The signing key version the header names (`kid`), if any.
+    pub fn key_version(&self) -> Option<u32> {
+        self.key_version
+    }
+
+    /// Verifies the token against `keys` (a tenant's, newest first) at
+    /// `now_ms` (milliseconds since the Unix epoch) and returns its
+    /// claims; `tenant` must be the token's.
+    pub fn verify(
+        self,
+        keys: &[SigningKey],
+        tenant: &str,
+        now_ms: u64,
+    ) -> Result<Claims, TokenError> {
+        let now_secs = now_ms / 1000;
+        let claims = self.claims;
+        if claims.tid != tenant {
+            return Err(TokenError::WrongTenant);
+        }
+        let sig =
+            crate::b64::decode_url(self.signature).ok_or(TokenError::Malformed("signature"))?;
+        let wanted = self.key_version;
+        let verified = keys
+            .iter()
+            .filter(|k| k.usable(now_ms) && wanted.is_none_or(|v| v == k.version))
+            .any(|k| {
+                crate::crypto::ct_eq(
+                    &crate::crypto::hmac_sha256(&k.secret[..], self.signed.as_bytes()),
+                    &sig,
+                )
+            });
+        if !verified {
+            return Err(TokenError::BadSignature);
+        }
+        if claims.iat > now_secs.saturating_add(SKEW_SECS) {
+            return Err(TokenError::Malformed("issued in the future"));
+        }
+        if now_secs >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
 /// Verifies `token` against `keys` (a tenant's, newest first) at `now_ms`
 /// (milliseconds since the Unix epoch) and returns its claims; `tenant`
 /// must be the token's.
@@ -145,47 +234,12 @@ pub fn verify(
     tenant: &str,
     now_ms: u64,
 ) -> Result<Claims, TokenError> {
-    let now_secs = now_ms / 1000;
-    let claims = unverified_claims(token)?;
-    if claims.tid != tenant {
-        return Err(TokenError::WrongTenant);
-    }
-    let token = token.trim();
-    let (signed, sig) = token
-        .rsplit_once('.')
-        .ok_or(TokenError::Malformed("not three parts"))?;
-    let sig = crate::b64::decode_url(sig).ok_or(TokenError::Malformed("signature"))?;
-    let header = header_of(token)?;
-    let wanted: Option<u32> = header.kid.as_deref().and_then(|k| k.parse().ok());
-    let verified = keys
-        .iter()
-        .filter(|k| k.usable(now_ms) && wanted.is_none_or(|v| v == k.version))
-        .any(|k| {
-            crate::crypto::ct_eq(
-                &crate::crypto::hmac_sha256(&k.secret[..], signed.as_bytes()),
-                &sig,
-            )
-        });
-    if !verified {
-        return Err(TokenError::BadSignature);
-    }
-    if claims.iat > now_secs.saturating_add(SKEW_SECS) {
-        return Err(TokenError::Malformed("issued in the future"));
-    }
-    if now_secs >= claims.exp {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
+    Unverified::parse(token)?.verify(keys, tenant, now_ms)
 }
 
-/// The signing key version a token's header names (`kid`), unverified.
-pub fn key_version(token: &str) -> Option<u32> {
-    header_of(token.trim()).ok()?.kid?.parse().ok()
-}
-
-fn header_of(token: &str) -> Result<Header, TokenError> {
-    let h = token.split('.').next().unwrap_or_default();
-    let bytes = crate::b64::decode_url(h).ok_or(TokenError::Malformed("header"))?;
+/// Decodes a token's first part.
+fn header_of(part: &str) -> Result<Header, TokenError> {
+    let bytes = crate::b64::decode_url(part).ok_or(TokenError::Malformed("header"))?;
     let header: Header =
         serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("header"))?;
     if header.alg != "HS256" {
@@ -194,25 +248,10 @@ fn header_of(token: &str) -> Result<Header, TokenError> {
     Ok(header)
 }
 
-/// The claims of a well-formed token, before its signature is checked (to
-/// find the tenant whose keys verify it). Never trust them unverified.
+/// The claims of a well-formed token, before its signature is checked.
+/// Never trust them unverified.
 pub fn unverified_claims(token: &str) -> Result<Claims, TokenError> {
-    let token = token.trim();
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::Malformed("too long"));
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [_, claims, _] = parts[..] else {
-        return Err(TokenError::Malformed("not three parts"));
-    };
-    header_of(token)?;
-    let bytes = crate::b64::decode_url(claims).ok_or(TokenError::Malformed("claims"))?;
-    let claims: Claims =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("claims"))?;
-    if claims.iss != "cpixd" {
-        return Err(TokenError::Malformed("issuer"));
-    }
-    Ok(claims)
+    Unverified::parse(token).map(|t| t.claims)
 }
 
 /// Seconds since the Unix epoch.

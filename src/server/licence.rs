@@ -208,16 +208,17 @@ async fn authorize(
 ) -> Result<Grant, Refusal> {
     match presented_token(headers, query) {
         Some(jwt) => {
-            let unverified = token::unverified_claims(&jwt)?;
-            let tenant = tenant_named(state, &unverified.tid).ok_or(TokenError::BadSignature)?;
+            let unverified = token::Unverified::parse(&jwt)?;
+            let tenant =
+                tenant_named(state, &unverified.claims().tid).ok_or(TokenError::BadSignature)?;
             if query.brand_guid.as_deref().is_some_and(|b| b != tenant.id) {
                 return Err(TokenError::WrongTenant.into());
             }
             let keys = state
                 .signers
-                .keys_for_token(&*state.store, &tenant.id, &jwt)
+                .keys_for_token(&*state.store, &tenant.id, unverified.key_version())
                 .await?;
-            let claims = token::verify(&jwt, &keys, &tenant.id, token::now_ms())?;
+            let claims = unverified.verify(&keys, &tenant.id, token::now_ms())?;
             if claims.typ != Use::Drm {
                 return Err(TokenError::WrongUse.into());
             }

@@ -202,15 +202,15 @@ pub async fn kms_principal(
         |m: String| super::error::ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     Some(
         async {
-            let unverified = token::unverified_claims(jwt).map_err(|e| refuse(e.to_string()))?;
+            let unverified = token::Unverified::parse(jwt).map_err(|e| refuse(e.to_string()))?;
             let tenant = state
                 .tenants
                 .iter()
-                .find(|t| t.id == unverified.tid)
+                .find(|t| t.id == unverified.claims().tid)
                 .ok_or_else(|| refuse("invalid access token".into()))?;
             let keys = state
                 .signers
-                .keys_for_token(&*state.store, &tenant.id, jwt)
+                .keys_for_token(&*state.store, &tenant.id, unverified.key_version())
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "key store failed verifying an access token");
@@ -220,7 +220,8 @@ pub async fn kms_principal(
                         "the key store is unavailable",
                     )
                 })?;
-            let claims = token::verify(jwt, &keys, &tenant.id, token::now_ms())
+            let claims = unverified
+                .verify(&keys, &tenant.id, token::now_ms())
                 .map_err(|e| refuse(format!("invalid access token: {e}")))?;
             if claims.typ != Use::Kms {
                 return Err(refuse("not an access token of the KMS".into()));
