@@ -21,5 +21,6 @@ pub mod portability;
 pub mod prom;
 pub mod proxy;
 pub mod server;
+pub mod sorted;
 pub mod speke;
 pub mod store;

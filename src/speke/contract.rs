@@ -14,7 +14,8 @@
 use super::SpekeError;
 use crate::cpix::{AudioFilter, Document, Filter, UsageRuleView, VideoFilter};
 use crate::ids::KeyId;
-use std::collections::{HashMap, HashSet};
+use crate::sorted::SortedSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Largest pixel count of HD (1920×1080); more is UHD.
 const HD_MAX_PIXELS: u64 = 2_073_600;
@@ -70,15 +71,15 @@ fn check_rule(i: usize, v: &UsageRuleView<'_>, track: &str) -> Result<(), SpekeE
 }
 
 /// The rules that apply to one period (or to every period), indexed so
-/// that each new rule is checked against all of them in constant time: the
-/// whole contract is checked in time linear in its size.
+/// that each new rule is checked against all of them in logarithmic time:
+/// the whole contract is checked in n log n of its size.
 #[derive(Default)]
 struct Coexisting<'a> {
     /// The first rule, and the `ALL` rule if there is one.
     first: Option<usize>,
     all: Option<usize>,
-    tracks: HashMap<&'a str, usize>,
-    kids: HashMap<KeyId, usize>,
+    tracks: BTreeMap<&'a str, usize>,
+    kids: BTreeMap<KeyId, usize>,
 }
 
 fn ordered(i: usize, j: usize) -> (usize, usize) {
@@ -153,8 +154,8 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
     {
         return Err(SpekeError::MissingContract);
     }
-    let kids: HashSet<KeyId> = doc.keys().iter().map(|k| k.kid).collect();
-    let periods: HashSet<&str> = doc.period_items().iter().filter_map(|p| p.id()).collect();
+    let kids: SortedSet<KeyId> = doc.keys().iter().map(|k| k.kid).collect();
+    let periods: SortedSet<&str> = doc.period_items().iter().filter_map(|p| p.id()).collect();
     let mut tracks = Vec::with_capacity(views.len());
     for (i, v) in views.iter().enumerate() {
         let n = i + 1;
@@ -189,9 +190,9 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
             everywhere.admit(i + 1, tracks[i], v.kid)?;
         }
     }
-    let mut by_period: HashMap<&str, Coexisting<'_>> = HashMap::new();
+    let mut by_period: BTreeMap<&str, Coexisting<'_>> = BTreeMap::new();
     for (i, v) in views.iter().enumerate() {
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         for p in period_ids(v).into_iter().filter(|p| seen.insert(p)) {
             everywhere.check(i + 1, tracks[i], v.kid)?;
             by_period
@@ -200,7 +201,7 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
                 .admit(i + 1, tracks[i], v.kid)?;
         }
     }
-    let ruled: HashSet<KeyId> = views.iter().map(|v| v.kid).collect();
+    let ruled: SortedSet<KeyId> = views.iter().map(|v| v.kid).collect();
     if let Some(k) = doc.keys().iter().find(|k| !ruled.contains(&k.kid)) {
         return Err(malformed(format!("key {} has no usage rule", k.kid)));
     }

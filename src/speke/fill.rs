@@ -13,7 +13,7 @@ use crate::drm::{
     clearkey, fairplay, playready, pssh, widevine, DrmKind, DrmSettings, Scheme, TemplateVars,
 };
 use crate::ids::{KeyId, SystemId};
-use std::collections::{HashMap, HashSet};
+use crate::sorted::{SortedMap, SortedSet};
 
 /// A fillable child of a DRMSystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,7 +339,7 @@ pub(super) fn key_requests(req: &SpekeRequest) -> Result<Vec<KeyRequest>, SpekeE
     if req.version.refuses_unfillable() {
         check_requested_children(req)?;
     }
-    let fairplay_kids: HashSet<KeyId> = req
+    let fairplay_kids: SortedSet<KeyId> = req
         .doc
         .systems()
         .iter()
@@ -381,7 +381,7 @@ pub(super) fn fill_with(
     }
     // Per KID: the key, its effective IV and its scheme.
     type PerKey<'k> = (&'k IssuedKey, Option<[u8; 16]>, Option<Scheme>);
-    let mut by_kid: HashMap<KeyId, PerKey<'_>> = HashMap::with_capacity(issued.len());
+    let mut per_key: Vec<(KeyId, PerKey<'_>)> = Vec::with_capacity(issued.len());
     let doc = &mut req.doc;
     if let Some(list) = doc.content_keys.as_mut() {
         for (k, (issued_key, r)) in list
@@ -403,9 +403,10 @@ pub(super) fn fill_with(
                     set_attr(&mut k.attributes, "explicitIV", b64::encode(&iv));
                 }
             }
-            by_kid.insert(k.kid, (issued_key, iv, r.scheme));
+            per_key.push((k.kid, (issued_key, iv, r.scheme)));
         }
     }
+    let by_kid: SortedMap<KeyId, PerKey<'_>> = per_key.into_iter().collect();
     let content_id = req.content_id.as_str();
     if let Some(list) = doc.drm_systems.as_mut() {
         for d in &mut list.items {
