@@ -76,8 +76,13 @@ fn required_kid(
         value: truncate(&v),
         reason: "not a UUID".to_owned(),
     })?;
+    // A parsed KID differs from its lowercase text only by its letters'
+    // case (and surrounding whitespace, which is not kept).
     let t = v.trim();
-    let spelling = (t != kid.uuid_text().as_str()).then(|| t.to_owned());
+    let spelling = t
+        .bytes()
+        .any(|b| b.is_ascii_uppercase())
+        .then(|| t.to_owned());
     Ok((kid, spelling))
 }
 

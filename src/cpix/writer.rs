@@ -170,7 +170,12 @@ impl Out<'_> {
     fn kid(&mut self, kid: &KeyId, spelling: Option<&str>) {
         match spelling.filter(|t| KeyId::parse_hyphenated(t).ok() == Some(*kid)) {
             Some(t) => self.attr(&Ns::None, "kid", t),
-            None => self.attr(&Ns::None, "kid", kid.uuid_text().as_str()),
+            None => {
+                // Hex digits and hyphens: nothing to escape.
+                self.s.push_str(" kid=\"");
+                self.s.push_str(kid.uuid_text().as_str());
+                self.s.push('"');
+            }
         }
     }
 
