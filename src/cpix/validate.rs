@@ -65,7 +65,12 @@ pub fn references(doc: &Document) -> Result<(), CpixError> {
         }
     }
     let periods = doc.period_items();
-    let ids = || periods.iter().enumerate().filter_map(|(i, p)| Some((i, p.id()?)));
+    let ids = || {
+        periods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p.id()?)))
+    };
     if let Some(i) = first_repeat(ids()) {
         let id = periods[i].id().unwrap_or_default();
         return Err(CpixError::Duplicate {
