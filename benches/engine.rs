@@ -28,8 +28,11 @@ mod certs;
 mod hostile;
 
 /// The allocator of the `cpixd` binary, so the figures are the server's.
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: allocator::Mimalloc = allocator::Mimalloc;
 
 const CASES: &[(&str, &str, SpekeVersion)] = &[
     (

@@ -13,8 +13,11 @@ use cpixd::store::licence_log::EmbeddedLicenceLog;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: allocator::Mimalloc = allocator::Mimalloc;
 
 /// 2026-01-01T00:00:00Z
 const DAY: u64 = 1_767_225_600_000;

@@ -23,8 +23,11 @@ use std::sync::Arc;
 mod certs;
 
 /// The allocator of the `cpixd` binary.
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: allocator::Mimalloc = allocator::Mimalloc;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -2,10 +2,10 @@
 
 use clap::Parser;
 
-/// mimalloc: a request allocates hundreds of small strings, and glibc's
-/// allocator was a fifth of the engine's instructions.
+mod allocator;
+
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: allocator::Mimalloc = allocator::Mimalloc;
 
 /// Tools that print (`cpixd cpix decrypt … | head`) end quietly when the
 /// reader goes away, as Unix tools do: the default SIGPIPE action instead
