@@ -6,8 +6,6 @@
 
 use super::xml::{find_attr, Attribute, Element};
 use crate::ids::{KeyId, SystemId};
-use std::fmt;
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A whole CPIX document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,28 +106,9 @@ impl<T> List<T> {
     }
 }
 
-/// Secret bytes (a `PlainValue`, a decrypted key); zeroized on drop and
-/// printed as `***`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct SecretBytes(Vec<u8>);
-
-impl SecretBytes {
-    /// Wraps secret bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SecretBytes(bytes)
-    }
-
-    /// The bytes. Callers must not log them.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes(*** {} bytes)", self.0.len())
-    }
-}
+/// Secret bytes (a `PlainValue`, a decrypted key): the crypto module's
+/// wiped buffer.
+pub use crate::crypto::SecretBytes;
 
 /// `pskc:EncryptedValue`: an `xenc` ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,10 +98,12 @@ impl fmt::Display for SecretString {
     }
 }
 
-/// A buffer that holds key material, such as a clear CPIX response: wiped
-/// on drop, length and spare capacity, in bulk. (`Zeroizing<Vec<u8>>`
-/// wipes a `Vec` one volatile byte at a time, which for a 60 KB response
-/// cost as much as a sixth of building it.)
+/// Bytes that are key material: a `PlainValue`, a decrypted key, a clear
+/// CPIX response. Wiped on drop, length and spare capacity, in bulk
+/// (`Zeroizing<Vec<u8>>` and a derived `Zeroize` wipe a `Vec` one volatile
+/// byte at a time, which for a 60 KB response cost as much as a sixth of
+/// building it); printed as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
@@ -110,18 +112,16 @@ impl SecretBytes {
         SecretBytes(bytes)
     }
 
+    /// The bytes. Callers must not log them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Overwrites every byte of the allocation with zeros (the length
     /// stays, so the zeros can be seen).
     pub fn wipe(&mut self) {
         self.0.as_mut_slice().zeroize();
         self.0.spare_capacity_mut().zeroize();
-    }
-}
-
-impl std::ops::Deref for SecretBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -133,7 +133,7 @@ impl Drop for SecretBytes {
 
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes({} bytes, ***)", self.0.len())
+        write!(f, "SecretBytes(*** {} bytes)", self.0.len())
     }
 }
 
@@ -395,14 +395,14 @@ mod tests {
         let mut v = Vec::with_capacity(100);
         v.extend_from_slice(&[0xAB; 70]);
         let mut s = SecretBytes::new(v);
-        assert_eq!(&s[..], &[0xAB; 70][..]);
+        assert_eq!(s.expose(), &[0xAB; 70][..]);
         let shown = format!("{s:?}");
         assert!(
             shown.contains("70 bytes") && !shown.contains("171"),
             "{shown}"
         );
         s.wipe();
-        assert_eq!(&s[..], &[0u8; 70][..]);
+        assert_eq!(s.expose(), &[0u8; 70][..]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ struct Shared(Arc<SecretBytes>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.0.expose()
     }
 }
 
@@ -115,7 +115,7 @@ impl ResponseCache {
 
     /// Remembers an answer; entries over a quarter of the budget are not kept.
     pub fn put(&self, key: Key, value: Cached) {
-        let size = value.body.len() + key.size();
+        let size = value.body.expose().len() + key.size();
         if size > self.max_bytes / 4 {
             return;
         }
@@ -134,7 +134,7 @@ impl ResponseCache {
                 break;
             };
             if let Some(gone) = inner.map.remove(&old) {
-                inner.bytes -= gone.value.body.len() + gone.key.size();
+                inner.bytes -= gone.value.body.expose().len() + gone.key.size();
             }
         }
     }
