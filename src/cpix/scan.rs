@@ -7,9 +7,9 @@
 //! CDATA sections and references. Nesting, namespaces and limits on the
 //! whole document are the tree builder's.
 //!
-//! Every delimiter is found with `memchr`, each byte is looked at a
-//! bounded number of times and no token is re-read, so scanning is linear
-//! in the input whatever it holds.
+//! Names are read through a byte table and every other delimiter is found
+//! with `memchr`; each byte is looked at a bounded number of times and no
+//! token is re-read, so scanning is linear in the input whatever it holds.
 
 use super::CpixError;
 use memchr::{memchr, memchr3, memmem};
@@ -243,19 +243,16 @@ impl<'a> Scanner<'a> {
             }
             let at = self.pos;
             let name = self.name("an attribute")?;
+            let full = name.full;
             self.skip_space();
             if b.get(self.pos) != Some(&b'=') {
-                let name = name.full;
-                return Err(self.err(at, format!("attribute {name} has no value")));
+                return Err(self.err(at, format!("attribute {full} has no value")));
             }
             self.pos += 1;
             self.skip_space();
             let quote = match b.get(self.pos) {
                 Some(&q @ (b'"' | b'\'')) => q,
-                _ => {
-                    let name = name.full;
-                    return Err(self.err(at, format!("attribute {name} is not quoted")));
-                }
+                _ => return Err(self.err(at, format!("attribute {full} is not quoted"))),
             };
             self.pos += 1;
             let start = self.pos;
@@ -263,15 +260,11 @@ impl<'a> Scanner<'a> {
             let mut end = start;
             loop {
                 let Some(i) = memchr3(quote, b'<', b'&', &b[end..]) else {
-                    let name = name.full;
-                    return Err(self.err(at, format!("attribute {name} is not terminated")));
+                    return Err(self.err(at, format!("attribute {full} is not terminated")));
                 };
                 end += i;
                 match b[end] {
-                    b'<' => {
-                        let name = name.full;
-                        return Err(self.err(at, format!("attribute {name} holds a '<'")));
-                    }
+                    b'<' => return Err(self.err(at, format!("attribute {full} holds a '<'"))),
                     b'&' => escaped = true,
                     _ => break,
                 }
@@ -281,9 +274,8 @@ impl<'a> Scanner<'a> {
             let value = &self.text[start..self.pos];
             self.pos += 1;
             // At most `max_attributes` names: the pairwise check is bounded.
-            if out.iter().any(|a| a.name.full == name.full) {
-                let name = name.full;
-                return Err(self.err(at, format!("attribute {name} appears twice")));
+            if out.iter().any(|a| a.name.full == full) {
+                return Err(self.err(at, format!("attribute {full} appears twice")));
             }
             out.push(RawAttr {
                 name,
@@ -317,8 +309,8 @@ impl<'a> Scanner<'a> {
                     let name = self.name("an end tag")?;
                     self.skip_space();
                     if b.get(self.pos) != Some(&b'>') {
-                        let name = name.full;
-                        return Err(self.err(start, format!("end tag {name} is not closed")));
+                        let full = name.full;
+                        return Err(self.err(start, format!("end tag {full} is not closed")));
                     }
                     self.pos += 1;
                     return Ok(Some(Token::End { name }));

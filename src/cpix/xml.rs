@@ -749,14 +749,14 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
         count: 0,
         limits: *limits,
     };
-    let mut started = false;
     loop {
         let pos = scanner.position();
         let Some(token) = scanner.next(&mut attrs)? else {
             break;
         };
         match token {
-            Token::Decl { .. } if started => {
+            // After the first start tag, a declaration is misplaced.
+            Token::Decl { .. } if tree.count > 0 => {
                 return Err(xml_err(pos, "an XML declaration inside the document"));
             }
             Token::Decl { encoding } => check_declared_encoding(encoding)?,
@@ -765,7 +765,6 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
                 return Err(xml_err(pos, "content after the root element"));
             }
             Token::Start { name, empty } => {
-                started = true;
                 let el = start_element(&mut tree.scope, name, &attrs, limits, pos)?;
                 tree.open(el, name.full, empty)?
             }
@@ -1033,9 +1032,12 @@ mod tests {
             "text<a/>",
             "<a x=\"1\" x=\"2\"/>",
             "<a x=1/>",
+            "<a><?xml version=\"1.0\"?></a>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+        // Before the root, a declaration, comments and PIs are fine.
+        assert!(parse("<?xml version=\"1.0\"?><!-- c --><?pi x?><a/>").is_ok());
     }
 
     #[test]
