@@ -7,15 +7,7 @@
 /// The index (as given) of the first item equal to an item before it,
 /// where "first" and "before" follow the order of the indices.
 pub fn first_repeat<T: Ord>(items: impl IntoIterator<Item = (usize, T)>) -> Option<usize> {
-    let mut v: Vec<(T, usize)> = items.into_iter().map(|(i, t)| (t, i)).collect();
-    v.sort_unstable();
-    // Within a run of equal items the indices are ascending, so each
-    // window's second index is a repeat, and the smallest of those is the
-    // first repeat.
-    v.windows(2)
-        .filter(|w| w[0].0 == w[1].0)
-        .map(|w| w[1].1)
-        .min()
+    SortedSet::of_distinct(items).err()
 }
 
 /// A set of distinct items.
@@ -23,6 +15,26 @@ pub fn first_repeat<T: Ord>(items: impl IntoIterator<Item = (usize, T)>) -> Opti
 pub struct SortedSet<T>(Vec<T>);
 
 impl<T: Ord> SortedSet<T> {
+    /// The set of `items` (each with its index), or, when some repeat,
+    /// the index of the first item equal to an item before it ("first" and
+    /// "before" in the order of the indices). One sort serves both.
+    pub fn of_distinct(items: impl IntoIterator<Item = (usize, T)>) -> Result<Self, usize> {
+        let mut v: Vec<(T, usize)> = items.into_iter().map(|(i, t)| (t, i)).collect();
+        v.sort_unstable();
+        // Within a run of equal items the indices are ascending, so each
+        // window's second index is a repeat, and the smallest of those is
+        // the first repeat.
+        let repeat = v
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[1].1)
+            .min();
+        match repeat {
+            Some(i) => Err(i),
+            None => Ok(SortedSet(v.into_iter().map(|(t, _)| t).collect())),
+        }
+    }
+
     /// Whether `item` is in the set.
     pub fn contains(&self, item: &T) -> bool {
         self.0.binary_search(item).is_ok()
@@ -84,6 +96,12 @@ mod tests {
     fn set_and_map() {
         let s: SortedSet<u32> = [5, 1, 5, 3].into_iter().collect();
         assert!(s.contains(&1) && s.contains(&5) && !s.contains(&2));
+        let d = SortedSet::of_distinct([9u32, 4, 7].into_iter().enumerate()).unwrap();
+        assert!(d.contains(&4) && d.contains(&9) && !d.contains(&5));
+        assert_eq!(
+            SortedSet::of_distinct([9u32, 4, 9].into_iter().enumerate()).err(),
+            Some(2)
+        );
         let m: SortedMap<&str, u32> = [("b", 1), ("a", 2), ("b", 3)].into_iter().collect();
         assert_eq!(m.get(&"b"), Some(&1));
         assert_eq!(m.get(&"a"), Some(&2));

@@ -34,13 +34,13 @@ pub fn views(doc: &Document) -> Result<(), CpixError> {
 pub fn references(doc: &Document) -> Result<(), CpixError> {
     // Sorted sets: a hostile document may hold tens of thousands of
     // entries, and every check here stays within n log n of its size.
-    if let Some(i) = first_repeat(doc.keys().iter().map(|k| k.kid).enumerate()) {
-        return Err(CpixError::Duplicate {
-            element: format!("ContentKeyList/ContentKey[{}]", i + 1),
-            what: format!("ContentKey with kid {}", doc.keys()[i].kid),
-        });
-    }
-    let kids: SortedSet<_> = doc.keys().iter().map(|k| k.kid).collect();
+    let kids =
+        SortedSet::of_distinct(doc.keys().iter().map(|k| k.kid).enumerate()).map_err(|i| {
+            CpixError::Duplicate {
+                element: format!("ContentKeyList/ContentKey[{}]", i + 1),
+                what: format!("ContentKey with kid {}", doc.keys()[i].kid),
+            }
+        })?;
     let repeated_pair = first_repeat(
         doc.systems()
             .iter()
@@ -65,20 +65,17 @@ pub fn references(doc: &Document) -> Result<(), CpixError> {
         }
     }
     let periods = doc.period_items();
-    let ids = || {
-        periods
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i, p.id()?)))
-    };
-    if let Some(i) = first_repeat(ids()) {
-        let id = periods[i].id().unwrap_or_default();
-        return Err(CpixError::Duplicate {
-            element: format!("ContentKeyPeriodList/ContentKeyPeriod[{}]", i + 1),
-            what: format!("ContentKeyPeriod with id {id:?}"),
-        });
-    }
-    let period_ids: SortedSet<&str> = ids().map(|(_, id)| id).collect();
+    let ids = periods
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.id()?)));
+    let period_ids = SortedSet::of_distinct(ids).map_err(|i| CpixError::Duplicate {
+        element: format!("ContentKeyPeriodList/ContentKeyPeriod[{}]", i + 1),
+        what: format!(
+            "ContentKeyPeriod with id {:?}",
+            periods[i].id().unwrap_or_default()
+        ),
+    })?;
     for (i, r) in doc.rules().iter().enumerate() {
         let path = || format!("ContentKeyUsageRuleList/ContentKeyUsageRule[{}]", i + 1);
         let view = r.view(&format_args!(
