@@ -345,28 +345,17 @@ fn baseline(rt: &tokio::runtime::Runtime, size: usize, body: Bytes, args: &Args)
     stats
 }
 
-/// The load request rewritten for channel `n`: new content id and KIDs.
-fn storm_request(template: &str, kids: &[String], n: usize) -> String {
-    let mut s = template.replace(
-        "contentId=\"channel-5\"",
-        &format!("contentId=\"storm-{n}\""),
-    );
-    for k in kids {
-        s = s.replace(k.as_str(), &format!("{:08x}{}", n, &k[8..]));
-    }
-    s
-}
-
 /// The load request cut where the content id and the first 8 hex digits
-/// of each KID go, so that the body for channel `n` is built by
-/// concatenation (cheap enough not to load the client).
-struct NewContent {
+/// of each KID go, so that the body for channel `n` (new content: its own
+/// content id and KIDs) is built by concatenation, cheap enough not to
+/// load the client.
+pub(crate) struct NewContent {
     /// Text around the holes; one more piece than holes.
     pieces: Vec<String>,
 }
 
 impl NewContent {
-    fn new(template: &str, kids: &[String]) -> NewContent {
+    pub(crate) fn new(template: &str, kids: &[String]) -> NewContent {
         let mut marked = template.replace("contentId=\"channel-5\"", "contentId=\"\0\"");
         for k in kids {
             marked = marked.replace(k.as_str(), &format!("\0{}", &k[8..]));
@@ -379,11 +368,12 @@ impl NewContent {
         NewContent { pieces }
     }
 
-    /// The request for channel `n`: `fresh-n` and KIDs starting `n` in hex.
-    fn body(&self, n: usize) -> Bytes {
+    /// The request for channel `n`: content id `storm-n`, KIDs starting
+    /// with `n` in hex.
+    pub(crate) fn body(&self, n: usize) -> Bytes {
         let mut s = String::with_capacity(self.pieces.iter().map(String::len).sum::<usize>() + 256);
         s.push_str(&self.pieces[0]);
-        s.push_str(&format!("fresh-{n}"));
+        s.push_str(&format!("storm-{n}"));
         for p in &self.pieces[1..self.pieces.len() - 1] {
             s.push_str(p);
             s.push_str(&format!("{n:08x}"));
@@ -534,9 +524,10 @@ fn main() {
         kids.len(),
         "every new key answered"
     );
+    let generator = fresh.clone();
     let new_content = rt.block_on(closed_loop_over(
         std::slice::from_ref(&uncached_url),
-        Arc::new(move |n| fresh.body(n)),
+        Arc::new(move |n| generator.body(n)),
         None,
         a.connections,
         a.seconds,
@@ -545,9 +536,7 @@ fn main() {
     let _ = uncached.kill();
     let _ = uncached.wait();
 
-    let requests: Vec<Bytes> = (0..a.storm)
-        .map(|n| Bytes::from(storm_request(&template, &kids, n)))
-        .collect();
+    let requests: Vec<Bytes> = (0..a.storm).map(|n| fresh.body(n)).collect();
     let (storm_stats, bodies) = rt.block_on(storm(std::slice::from_ref(&url), &requests));
     let rss = peak_rss_mib(cpixd.id());
 

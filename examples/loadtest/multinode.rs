@@ -14,7 +14,7 @@
 //!   last two.
 
 use super::{
-    client, closed_loop_over, keys_of, post, start_cpixd_with, storm, storm_request, Args, Stats,
+    client, closed_loop_over, keys_of, post, start_cpixd_with, storm, Args, NewContent, Stats,
 };
 use bytes::Bytes;
 use std::path::Path;
@@ -128,6 +128,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: &Args, template: &str, admin_url: Op
         .iter()
         .map(|k| k.kid.to_string())
         .collect();
+    let fresh = Arc::new(NewContent::new(template, &kids));
     let repeated_body = Bytes::from(template.to_owned());
     let mut runs = Vec::new();
     for (nodes_n, on_pg) in [(1, false), (1, true), (2, true), (3, true)] {
@@ -157,9 +158,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: &Args, template: &str, admin_url: Op
             .collect();
         // The storm, spread over the nodes.
         let offset = 1_000_000 * nodes_n + if on_pg { 0 } else { 500_000 };
-        let requests: Vec<Bytes> = (0..a.storm)
-            .map(|n| Bytes::from(storm_request(template, &kids, offset + n)))
-            .collect();
+        let requests: Vec<Bytes> = (0..a.storm).map(|n| fresh.body(offset + n)).collect();
         let (storm_stats, bodies) = rt.block_on(storm(&urls, &requests));
         // SIGKILL node 0; ask everything again through the others.
         let (mut first, _) = nodes.remove(0);
@@ -203,11 +202,11 @@ pub fn run(rt: &tokio::runtime::Runtime, a: &Args, template: &str, admin_url: Op
             a.seconds,
         ));
         let middle = db_url.as_deref().map(|u| rt.block_on(transactions(u)));
-        let (t, k) = (template.to_owned(), kids.clone());
+        let generator = fresh.clone();
         let base = 10_000_000 * (nodes_n + 1) + if on_pg { 0 } else { 5_000_000 };
         let fresh = rt.block_on(closed_loop_over(
             &urls,
-            Arc::new(move |n| Bytes::from(storm_request(&t, &k, base + n))),
+            Arc::new(move |n| generator.body(base + n)),
             None,
             a.connections,
             a.seconds,
