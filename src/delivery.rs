@@ -11,7 +11,7 @@
 use crate::cpix::xml::{Element, Ns};
 use crate::cpix::{Document, EncryptedValue, KeyData, SecretBytes, SecretValue};
 use crate::crypto::x509::{CertError, Certificate, PrivateKey};
-use crate::crypto::{self, SecureRandom};
+use crate::crypto::{self, HmacSha512, SecureRandom};
 use crate::ids::KeyId;
 use rsa::traits::PublicKeyParts;
 use std::sync::Arc;
@@ -107,11 +107,11 @@ fn value_mac(mac: &[u8]) -> Element {
     Element::new(Ns::Pskc, "ValueMAC").with_text(crate::b64::encode(mac))
 }
 
-fn document_key_element(wrapped: &[u8], mac_key: &[u8], layout: MacLayout, v24: bool) -> Element {
+fn document_key_element(wrapped: &[u8], mac: &HmacSha512, layout: MacLayout, v24: bool) -> Element {
     let mut secret =
         Element::new(Ns::Pskc, "Secret").with_child(encrypted_value(RSA_OAEP_MGF1P, wrapped));
     if layout == MacLayout::Aws {
-        secret = secret.with_child(value_mac(&crypto::hmac_sha512(mac_key, wrapped)));
+        secret = secret.with_child(value_mac(&mac.mac(wrapped)));
     }
     let mut dk = Element::new(Ns::Cpix, "DocumentKey");
     if !v24 {
@@ -121,11 +121,11 @@ fn document_key_element(wrapped: &[u8], mac_key: &[u8], layout: MacLayout, v24: 
     dk.with_child(Element::new(Ns::Cpix, "Data").with_child(secret))
 }
 
-fn mac_method_element(wrapped: &[u8], mac_key: &[u8], layout: MacLayout) -> Element {
+fn mac_method_element(wrapped: &[u8], mac: &HmacSha512, layout: MacLayout) -> Element {
     let key = match layout {
         MacLayout::Aws => Element::new(Ns::Cpix, "Key")
             .with_child(encrypted_value(RSA_OAEP_MGF1P, wrapped))
-            .with_child(value_mac(&crypto::hmac_sha512(mac_key, wrapped))),
+            .with_child(value_mac(&mac.mac(wrapped))),
         MacLayout::DashIf => {
             let [m, d] = xenc_children(RSA_OAEP_MGF1P, wrapped);
             Element::new(Ns::Cpix, "Key").with_child(m).with_child(d)
@@ -154,6 +154,7 @@ pub fn encrypt_document(
     let mut mac_key = Zeroizing::new([0u8; 64]);
     rng.fill(&mut doc_key[..]);
     rng.fill(&mut mac_key[..]);
+    let mac = HmacSha512::new(&mac_key[..]);
     let v24 = doc.version() == Some("2.4");
     if let Some(list) = doc.delivery_data.as_mut() {
         for (i, (dd, cert)) in list.items.iter_mut().zip(recipients).enumerate() {
@@ -171,13 +172,8 @@ pub fn encrypt_document(
             };
             let wrapped_doc = wrap(&doc_key[..])?;
             let wrapped_mac = wrap(&mac_key[..])?;
-            dd.document_keys = vec![document_key_element(
-                &wrapped_doc,
-                &mac_key[..],
-                layout,
-                v24,
-            )];
-            dd.mac_method = Some(mac_method_element(&wrapped_mac, &mac_key[..], layout));
+            dd.document_keys = vec![document_key_element(&wrapped_doc, &mac, layout, v24)];
+            dd.mac_method = Some(mac_method_element(&wrapped_mac, &mac, layout));
         }
     }
     if let Some(list) = doc.content_keys.as_mut() {
@@ -191,13 +187,13 @@ pub fn encrypt_document(
             let mut cipher = Vec::with_capacity(48);
             cipher.extend_from_slice(&iv);
             cipher.extend_from_slice(&crypto::aes256_cbc_encrypt(&doc_key, &iv, plain.expose()));
-            let mac = crypto::hmac_sha512(&mac_key[..], &cipher);
+            let value_mac = mac.mac(&cipher);
             k.data = Some(KeyData {
                 value: Some(SecretValue::Encrypted(EncryptedValue {
                     algorithm: Some(AES256_CBC.to_owned()),
                     cipher_value: cipher,
                 })),
-                value_mac: Some(mac.to_vec()),
+                value_mac: Some(value_mac.to_vec()),
             });
         }
     }
@@ -253,7 +249,7 @@ fn unwrap_secret(
 /// on `DocumentKey/Data/Secret` and `MACMethod/Key`. Layouts without such
 /// MACs (DASH-IF, RFC 6030) have nothing to check here; a ValueMAC that is
 /// present but wrong, unreadable or next to no CipherValue fails.
-fn verify_wrapped_key_macs(e: &Element, mac_key: &[u8]) -> Result<(), DeliveryError> {
+fn verify_wrapped_key_macs(e: &Element, mac_key: &HmacSha512) -> Result<(), DeliveryError> {
     let mut macs = e
         .elements()
         .filter(|c| c.is(&Ns::Pskc, "ValueMAC"))
@@ -262,7 +258,7 @@ fn verify_wrapped_key_macs(e: &Element, mac_key: &[u8]) -> Result<(), DeliveryEr
         let (_, cipher) = find_cipher(e).ok_or(DeliveryError::IntegrityCheckFailed)?;
         for mac in macs {
             let mac = crate::b64::decode(&mac.text()).ok_or(DeliveryError::IntegrityCheckFailed)?;
-            if !crypto::hmac_sha512_verify(mac_key, &cipher, &mac) {
+            if !mac_key.verify(&cipher, &mac) {
                 return Err(DeliveryError::IntegrityCheckFailed);
             }
         }
@@ -326,16 +322,16 @@ pub fn decrypt_document(
                 ))
             }
         }
-        let mac_key = unwrap_secret(key, mm, "MACMethod", 64)?;
+        let mac_key = HmacSha512::new(&unwrap_secret(key, mm, "MACMethod", 64)?);
         // The AWS layout also MACs the wrapped document and MAC keys;
         // every such ValueMAC must verify before anything else is used.
         for e in dd.document_keys.iter().chain(std::iter::once(mm)) {
             verify_wrapped_key_macs(e, &mac_key)?;
         }
         let doc_key = unwrap_secret(key, dk, "DocumentKey", 32)?;
-        (doc_key, mac_key)
+        (doc_key, Some(mac_key))
     } else {
-        (Zeroizing::new(Vec::new()), Zeroizing::new(Vec::new()))
+        (Zeroizing::new(Vec::new()), None)
     };
     // First pass: every MAC, before any key is decrypted.
     for k in doc.keys() {
@@ -350,7 +346,10 @@ pub fn decrypt_document(
                 .value_mac
                 .as_deref()
                 .ok_or(DeliveryError::IntegrityCheckFailed)?;
-            if !crypto::hmac_sha512_verify(&mac_key, &ev.cipher_value, mac) {
+            let mac_key = mac_key
+                .as_ref()
+                .ok_or(DeliveryError::IntegrityCheckFailed)?;
+            if !mac_key.verify(&ev.cipher_value, mac) {
                 return Err(DeliveryError::IntegrityCheckFailed);
             }
         }
