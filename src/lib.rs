@@ -6,6 +6,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Test helpers shared with the integration tests name the crate `cpixd`.
+#[cfg(test)]
+extern crate self as cpixd;
+
 pub mod b64;
 pub mod cli;
 pub mod clock;

@@ -447,5 +447,97 @@ fn estimate_size(doc: &Document) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    1024 + doc.keys().len() * 320 + signals + (doc.rules().len() + doc.period_items().len()) * 256
+    // An encrypted key adds its CipherData, ValueMAC and EncryptionMethod.
+    let keys: usize = doc
+        .keys()
+        .iter()
+        .map(|k| match k.data.as_ref().and_then(|d| d.value.as_ref()) {
+            Some(SecretValue::Encrypted(v)) => 640 + v.cipher_value.len() * 4 / 3,
+            _ => 320,
+        })
+        .sum();
+    let recipients: usize = doc
+        .recipients()
+        .iter()
+        .map(|d| {
+            256 + d.delivery_key.size_hint()
+                + d.document_keys
+                    .iter()
+                    .map(Element::size_hint)
+                    .sum::<usize>()
+                + d.mac_method.as_ref().map_or(0, Element::size_hint)
+                + d.other.iter().map(Element::size_hint).sum::<usize>()
+        })
+        .sum();
+    1024 + keys + recipients + signals + (doc.rules().len() + doc.period_items().len()) * 256
+}
+
+/// Recipient certificates for the tests below.
+#[cfg(test)]
+#[path = "../../tests/common/certs.rs"]
+#[allow(dead_code)]
+mod test_certs;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpix::Limits;
+    use crate::crypto::SeededRandom;
+    use crate::drm::DrmSettings;
+    use crate::speke::{self, FillContext, MemoryKeySource, SpekeVersion};
+    use std::sync::Arc;
+
+    use test_certs as certs;
+
+    /// The estimate covers the written answer, so `write` allocates its
+    /// buffer once: for every fixture request, in the clear and encrypted
+    /// to one and to two recipients (the wrapped keys, MACs and
+    /// certificates of the delivery data are the bulk of the extra).
+    #[test]
+    fn the_size_estimate_covers_every_answer() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/requests");
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        let [one, two] = certs::pair();
+        let settings = DrmSettings::default();
+        let rng = Arc::new(SeededRandom::new(7));
+        let keys = MemoryKeySource::new(rng.clone());
+        let ctx = FillContext::new(&settings, &*rng);
+        for path in &names {
+            let clear = std::fs::read_to_string(path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy();
+            let version = match &name[..3] {
+                "v1-" => SpekeVersion::V1_0,
+                "v2-" => SpekeVersion::V2_0,
+                _ => SpekeVersion::V2_1,
+            };
+            for recipients in [
+                &[][..],
+                &[&one.cert_der[..]],
+                &[&one.cert_der, &two.cert_der],
+            ] {
+                let body = if recipients.is_empty() {
+                    clear.clone()
+                } else {
+                    certs::with_recipients(&clear, recipients)
+                };
+                let mut req =
+                    speke::parse_request(body.as_bytes(), version, &Limits::default()).unwrap();
+                speke::fill(&mut req, &keys, &ctx).unwrap();
+                assert_eq!(req.doc.recipients().len(), recipients.len(), "{name}");
+                let written = write(&req.doc, &WriteOptions::default());
+                let estimate = estimate_size(&req.doc);
+                assert!(
+                    written.len() <= estimate,
+                    "{name}, {} recipients: {} bytes written, {estimate} estimated",
+                    recipients.len(),
+                    written.len()
+                );
+            }
+        }
+        assert!(names.len() >= 20, "{} fixture requests", names.len());
+    }
 }

@@ -370,6 +370,22 @@ impl Element {
         self.children.push(Node::Text(text.into()));
     }
 
+    /// About how many bytes this element takes when written: its text and
+    /// attribute values plus room for names, markup and indentation (a
+    /// guess for sizing buffers, not a bound).
+    pub fn size_hint(&self) -> usize {
+        let attributes: usize = self.attributes.iter().map(|a| 32 + a.value.len()).sum();
+        let children: usize = self
+            .children
+            .iter()
+            .map(|n| match n {
+                Node::Element(e) => e.size_hint(),
+                Node::Text(t) => t.len(),
+            })
+            .sum();
+        96 + attributes + children
+    }
+
     /// Calls `f` for this element and every descendant element.
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Element)) {
         f(self);
