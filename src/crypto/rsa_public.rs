@@ -69,6 +69,36 @@ fn to_bytes(limbs: &[u64], k: usize) -> Vec<u8> {
     out
 }
 
+/// t + a·b + c as (low limb, high limb); never overflows 128 bits. Written
+/// so that the compiler keeps one carry chain per product: a multiply, two
+/// additions with carry and no flag-to-register moves.
+#[inline(always)]
+fn mul_add(t: u64, a: u64, b: u64, c: u64) -> (u64, u64) {
+    let p = u128::from(a) * u128::from(b) + u128::from(c);
+    let (low, carry) = (p as u64).overflowing_add(t);
+    (low, ((p >> 64) as u64).wrapping_add(u64::from(carry)))
+}
+
+/// t[j] += a·b[j] along the row with the carry passed on; returns the carry
+/// out of the last limb. Four limbs a step, so the loop's own bookkeeping is
+/// a small part of each product.
+#[inline(always)]
+fn mul_add_row(t: &mut [u64], a: u64, b: &[u64]) -> u64 {
+    let mut c = 0u64;
+    let mut t4 = t.chunks_exact_mut(4);
+    let mut b4 = b.chunks_exact(4);
+    for (t, b) in (&mut t4).zip(&mut b4) {
+        (t[0], c) = mul_add(t[0], a, b[0], c);
+        (t[1], c) = mul_add(t[1], a, b[1], c);
+        (t[2], c) = mul_add(t[2], a, b[2], c);
+        (t[3], c) = mul_add(t[3], a, b[3], c);
+    }
+    for (tj, &bj) in t4.into_remainder().iter_mut().zip(b4.remainder()) {
+        (*tj, c) = mul_add(*tj, a, bj, c);
+    }
+    c
+}
+
 /// Largest modulus handled, in 64-bit limbs (8192 bits).
 const MAX_LIMBS: usize = 128;
 
@@ -139,13 +169,7 @@ impl RsaEncryptor {
         let k = self.n.len();
         let mut t = [0u64; 2 * MAX_LIMBS];
         for (i, &ai) in a.iter().enumerate() {
-            let mut c = 0u64;
-            for (tj, &bj) in t[i..i + k].iter_mut().zip(b) {
-                let s = u128::from(*tj) + u128::from(ai) * u128::from(bj) + u128::from(c);
-                *tj = s as u64;
-                c = (s >> 64) as u64;
-            }
-            t[i + k] = c;
+            t[i + k] = mul_add_row(&mut t[i..i + k], ai, b);
         }
         self.redc(&mut t)
     }
@@ -157,13 +181,7 @@ impl RsaEncryptor {
         let mut t = [0u64; 2 * MAX_LIMBS];
         for i in 0..k {
             let ai = a[i];
-            let mut c = 0u64;
-            for (tj, &aj) in t[2 * i + 1..i + k].iter_mut().zip(&a[i + 1..k]) {
-                let s = u128::from(*tj) + u128::from(ai) * u128::from(aj) + u128::from(c);
-                *tj = s as u64;
-                c = (s >> 64) as u64;
-            }
-            t[i + k] = c;
+            t[i + k] = mul_add_row(&mut t[2 * i + 1..i + k], ai, &a[i + 1..k]);
         }
         let mut carry = 0u64;
         for x in t[..2 * k].iter_mut() {
@@ -191,12 +209,7 @@ impl RsaEncryptor {
         let mut hi = 0u64;
         for i in 0..k {
             let m = t[i].wrapping_mul(self.n0);
-            let mut c = 0u64;
-            for (tj, &nj) in t[i..i + k].iter_mut().zip(n) {
-                let s = u128::from(*tj) + u128::from(m) * u128::from(nj) + u128::from(c);
-                *tj = s as u64;
-                c = (s >> 64) as u64;
-            }
+            let c = mul_add_row(&mut t[i..i + k], m, n);
             let s = u128::from(t[i + k]) + u128::from(c) + u128::from(hi);
             t[i + k] = s as u64;
             hi = (s >> 64) as u64;
