@@ -223,24 +223,29 @@ impl RsaEncryptor {
     fn public_op(&self, m: &[u64]) -> Vec<u64> {
         let xm = self.mont_mul(m, &self.r2);
         let mut acc: Option<Vec<u64>> = None;
-        for byte in &self.e {
-            for bit in (0..8).rev() {
-                if let Some(a) = acc.as_ref() {
-                    acc = Some(self.mont_sqr(a));
+        let bits = self.e.len() * 8;
+        for i in 0..bits {
+            if let Some(a) = acc.as_ref() {
+                acc = Some(self.mont_sqr(a));
+            }
+            if self.e[i / 8] >> (7 - i % 8) & 1 == 1 {
+                if i + 1 == bits {
+                    // The last bit of an odd exponent: multiplying by m
+                    // itself instead of m·R leaves the result out of
+                    // Montgomery form, one product fewer.
+                    return acc.map_or_else(|| m.to_vec(), |a| self.mont_mul(&a, m));
                 }
-                if byte >> bit & 1 == 1 {
-                    acc = Some(match acc {
-                        Some(a) => self.mont_mul(&a, &xm),
-                        None => xm.clone(),
-                    });
-                }
+                acc = Some(match acc {
+                    Some(a) => self.mont_mul(&a, &xm),
+                    None => xm.clone(),
+                });
             }
         }
         let mut one = vec![0u64; self.n.len()];
         one[0] = 1;
         // An exponent of 0 gives 1 (R mod n in Montgomery form).
         let acc = acc.unwrap_or_else(|| self.mont_mul(&self.r2, &one));
-        // Out of Montgomery form.
+        // An even exponent: out of Montgomery form.
         self.mont_mul(&acc, &one)
     }
 
@@ -336,6 +341,31 @@ mod tests {
                 a[k - 1] = top.min(enc.n[k - 1] - 1);
                 assert_eq!(enc.mont_sqr(&a), enc.mont_mul(&a, &a), "{bits} bits");
             }
+        }
+    }
+
+    /// Every shape of exponent (odd or even, one bit or many) against a
+    /// generic modular exponentiation.
+    #[test]
+    fn public_operation_matches_generic_exponentiation() {
+        use rsa::BigUint;
+        let public = key(1024, 6).to_public_key();
+        let base = RsaEncryptor::new(&public).unwrap();
+        let k = base.n.len();
+        let rng = SeededRandom::new(6);
+        let mut bytes = vec![0u8; base.k];
+        rng.fill(&mut bytes);
+        bytes[0] = 0;
+        let m = to_limbs(&bytes, k);
+        let m_big = BigUint::from_bytes_be(&bytes);
+        for e in [1u32, 2, 3, 4, 17, 256, 65_536, 65_537, 0x0100_0003] {
+            let enc = RsaEncryptor {
+                e: BigUint::from(e).to_bytes_be(),
+                ..base.clone()
+            };
+            let expected = m_big.modpow(&BigUint::from(e), public.n());
+            let ours = BigUint::from_bytes_be(&to_bytes(&enc.public_op(&m), base.k));
+            assert_eq!(ours, expected, "e = {e}");
         }
     }
 
