@@ -283,6 +283,29 @@ fn recipient_index(doc: &Document, key: &PrivateKey) -> Result<usize, DeliveryEr
         .ok_or(DeliveryError::NotARecipient)
 }
 
+/// Checks the algorithm and `ValueMAC` of every encrypted content key,
+/// before any of them is decrypted.
+fn verify_content_key_macs(doc: &Document, mac_key: &HmacSha512) -> Result<(), DeliveryError> {
+    for k in doc.keys() {
+        let Some(data) = &k.data else { continue };
+        if let Some(SecretValue::Encrypted(ev)) = &data.value {
+            if ev.algorithm.as_deref().is_some_and(|a| a != AES256_CBC) {
+                return Err(DeliveryError::UnsupportedAlgorithm(
+                    ev.algorithm.clone().unwrap_or_default(),
+                ));
+            }
+            let mac = data
+                .value_mac
+                .as_deref()
+                .ok_or(DeliveryError::IntegrityCheckFailed)?;
+            if !mac_key.verify(&ev.cipher_value, mac) {
+                return Err(DeliveryError::IntegrityCheckFailed);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decrypts every content key of `doc` addressed to `key`. All MACs are
 /// verified before anything is decrypted: the `ValueMAC` of every encrypted
 /// content key and, when present (AWS layout), those on the recipient's
@@ -300,7 +323,7 @@ pub fn decrypt_document(
         )
     });
     let mut keys = Vec::with_capacity(doc.keys().len());
-    let (doc_key, mac_key) = if encrypted {
+    let doc_key = if encrypted {
         let i = recipient_index(doc, key)?;
         let dd = &doc.recipients()[i];
         let dk = dd
@@ -329,31 +352,11 @@ pub fn decrypt_document(
             verify_wrapped_key_macs(e, &mac_key)?;
         }
         let doc_key = unwrap_secret(key, dk, "DocumentKey", 32)?;
-        (doc_key, Some(mac_key))
+        verify_content_key_macs(doc, &mac_key)?;
+        doc_key
     } else {
-        (Zeroizing::new(Vec::new()), None)
+        Zeroizing::new(Vec::new())
     };
-    // First pass: every MAC, before any key is decrypted.
-    for k in doc.keys() {
-        let Some(data) = &k.data else { continue };
-        if let Some(SecretValue::Encrypted(ev)) = &data.value {
-            if ev.algorithm.as_deref().is_some_and(|a| a != AES256_CBC) {
-                return Err(DeliveryError::UnsupportedAlgorithm(
-                    ev.algorithm.clone().unwrap_or_default(),
-                ));
-            }
-            let mac = data
-                .value_mac
-                .as_deref()
-                .ok_or(DeliveryError::IntegrityCheckFailed)?;
-            let mac_key = mac_key
-                .as_ref()
-                .ok_or(DeliveryError::IntegrityCheckFailed)?;
-            if !mac_key.verify(&ev.cipher_value, mac) {
-                return Err(DeliveryError::IntegrityCheckFailed);
-            }
-        }
-    }
     let doc_key: Option<&[u8; 32]> = doc_key.as_slice().try_into().ok();
     for k in doc.keys() {
         match k.data.as_ref().and_then(|d| d.value.as_ref()) {
