@@ -155,12 +155,26 @@ pub trait KeyStore: Send + Sync {
     /// resolves only once the created keys are durable.
     fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>>;
 
+    /// The keys of (tenant, KID) for each of `kids`, in order, `None`
+    /// where none was issued: one read transaction (one query), however
+    /// many KIDs a licence asks for.
+    fn get_many<'a>(
+        &'a self,
+        tenant: &'a str,
+        kids: &'a [KeyId],
+    ) -> BoxFuture<'a, Result<Vec<Option<StoredKey>>, StoreError>>;
+
     /// The key of (tenant, KID), if issued.
     fn get<'a>(
         &'a self,
         tenant: &'a str,
         kid: KeyId,
-    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>> {
+        Box::pin(async move {
+            let mut one = self.get_many(tenant, std::slice::from_ref(&kid)).await?;
+            Ok(one.pop().flatten())
+        })
+    }
 
     /// Metadata of a tenant's keys, optionally only those of one content id,
     /// ordered by KID, starting after `after` (paging), at most `limit`.

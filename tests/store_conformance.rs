@@ -217,6 +217,22 @@ async fn keys_are_stable_scoped_and_survive_reopen(b: Backend) {
     let got = store.get("t", kid(1)).await.unwrap().unwrap();
     assert_eq!(got, first[0]);
     assert!(store.get("t", kid(77)).await.unwrap().is_none());
+    // Several at once (a licence): in the order asked, `None` where none
+    // was issued, a KID asked twice answered twice, the tenant's own keys.
+    let many = store
+        .get_many("t", &[kid(77), kid(2), kid(1), kid(2)])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 4);
+    assert!(many[0].is_none());
+    assert_eq!(many[1], store.get("t", kid(2)).await.unwrap());
+    assert!(many[1].is_some());
+    assert_eq!(many[2].as_ref(), Some(&first[0]));
+    assert_eq!(many[3], many[1]);
+    let other = store.get_many("t2", &[kid(1), kid(2)]).await.unwrap();
+    assert!(other[0].as_ref().is_some_and(|k| k.key != first[0].key));
+    assert!(other[1].is_none());
+    assert!(store.get_many("t", &[]).await.unwrap().is_empty());
     store.shutdown();
 }
 

@@ -39,8 +39,9 @@ pub async fn licence(
     request: &LicenseRequest,
 ) -> Result<(String, Vec<KeyId>), KeyServeError> {
     let mut found: Vec<(KeyId, ContentKey)> = Vec::with_capacity(request.kids.len());
-    for &kid in &request.kids {
-        let Some(stored) = store.get(tenant, kid).await? else {
+    let stored_keys = store.get_many(tenant, &request.kids).await?;
+    for (&kid, stored) in request.kids.iter().zip(stored_keys) {
+        let Some(stored) = stored else {
             continue;
         };
         if asset.is_some_and(|a| a != stored.meta.content_id) {

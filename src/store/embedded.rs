@@ -305,19 +305,23 @@ impl KeyStore for EmbeddedStore {
         })
     }
 
-    fn get<'a>(
+    fn get_many<'a>(
         &'a self,
         tenant: &'a str,
-        kid: KeyId,
-    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>> {
+        kids: &'a [KeyId],
+    ) -> BoxFuture<'a, Result<Vec<Option<StoredKey>>, StoreError>> {
         Box::pin(async move {
             let db = self.shared.db()?;
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(KEYS).map_err(unavailable)?;
-            let value = table.get(&key_of(tenant, kid)[..]).map_err(unavailable)?;
-            value
-                .map(|v| decode_record(&self.shared.ring, tenant, kid, v.value()))
-                .transpose()
+            kids.iter()
+                .map(|&kid| {
+                    let value = table.get(&key_of(tenant, kid)[..]).map_err(unavailable)?;
+                    value
+                        .map(|v| decode_record(&self.shared.ring, tenant, kid, v.value()))
+                        .transpose()
+                })
+                .collect()
         })
     }
 

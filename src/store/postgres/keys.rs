@@ -85,11 +85,12 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Decodes the rows of a batch, in request order; `None` for a KID not
-    /// stored. A KID of another content id is a conflict.
-    fn decode_rows(
+    /// Decodes `rows` (kid, record) into the keys of `kids` under
+    /// `tenant`, in order; `None` for a KID not stored.
+    fn keys_in_order(
         &self,
-        batch: &IssueBatch,
+        tenant: &str,
+        kids: impl Iterator<Item = KeyId>,
         rows: &[tokio_postgres::Row],
     ) -> Result<Vec<Option<StoredKey>>, StoreError> {
         let mut found = std::collections::HashMap::with_capacity(rows.len());
@@ -97,24 +98,25 @@ impl PostgresStore {
             let kid = kid_of(row.get::<_, &[u8]>(0))?;
             found.insert(kid, row.get::<_, &[u8]>(1));
         }
-        let mut out = Vec::with_capacity(batch.specs.len());
-        for spec in &batch.specs {
-            match found.get(&spec.kid) {
-                None => out.push(None),
-                Some(bytes) => {
-                    let stored = decode_record(&self.ring, &batch.tenant, spec.kid, bytes)?;
-                    if stored.meta.content_id != batch.content_id {
-                        return Err(StoreError::Conflict {
-                            kid: spec.kid,
-                            existing: stored.meta.content_id,
-                            requested: batch.content_id.clone(),
-                        });
-                    }
-                    out.push(Some(stored));
-                }
-            }
-        }
-        Ok(out)
+        kids.map(|kid| {
+            found
+                .get(&kid)
+                .map(|bytes| decode_record(&self.ring, tenant, kid, bytes))
+                .transpose()
+        })
+        .collect()
+    }
+
+    /// Decodes the rows of a batch, in request order; `None` for a KID not
+    /// stored. A KID of another content id is a conflict.
+    fn decode_rows(
+        &self,
+        batch: &IssueBatch,
+        rows: &[tokio_postgres::Row],
+    ) -> Result<Vec<Option<StoredKey>>, StoreError> {
+        let found = self.keys_in_order(&batch.tenant, batch.specs.iter().map(|s| s.kid), rows)?;
+        bound_to_batch(batch, &found)?;
+        Ok(found)
     }
 
     /// The transaction of a batch with something to write.
@@ -293,26 +295,28 @@ impl PostgresStore {
     }
 }
 
+/// Refuses a batch naming a KID stored for another content id.
+fn bound_to_batch(batch: &IssueBatch, found: &[Option<StoredKey>]) -> Result<(), StoreError> {
+    for (spec, stored) in batch.specs.iter().zip(found) {
+        if let Some(stored) = stored {
+            if stored.meta.content_id != batch.content_id {
+                return Err(StoreError::Conflict {
+                    kid: spec.kid,
+                    existing: stored.meta.content_id.clone(),
+                    requested: batch.content_id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl KeyStore for PostgresStore {
     fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>> {
         Box::pin(async move {
-            let kids: Vec<&[u8]> = batch.specs.iter().map(|s| &s.kid.as_bytes()[..]).collect();
-            let rows = self
-                .db
-                .run("reading keys", |client| {
-                    let kids = kids.clone();
-                    let tenant = &batch.tenant;
-                    async move {
-                        let select = client
-                            .prepare_cached(
-                                "SELECT kid, record FROM cpixd_keys WHERE tenant = $1 AND kid = ANY($2)",
-                            )
-                            .await?;
-                        Ok(client.query(&select, &[tenant, &kids]).await?)
-                    }
-                })
-                .await?;
-            let found = self.decode_rows(&batch, &rows)?;
+            let kids: Vec<KeyId> = batch.specs.iter().map(|s| s.kid).collect();
+            let found = self.get_many(&batch.tenant, &kids).await?;
+            bound_to_batch(&batch, &found)?;
             let complete = batch.specs.iter().zip(&found).all(|(spec, f)| {
                 f.as_ref().is_some_and(|s| {
                     s.iv.is_some() || !(spec.wants_iv || spec.request_iv.is_some())
@@ -328,27 +332,28 @@ impl KeyStore for PostgresStore {
         })
     }
 
-    fn get<'a>(
+    fn get_many<'a>(
         &'a self,
         tenant: &'a str,
-        kid: KeyId,
-    ) -> BoxFuture<'a, Result<Option<StoredKey>, StoreError>> {
+        kids: &'a [KeyId],
+    ) -> BoxFuture<'a, Result<Vec<Option<StoredKey>>, StoreError>> {
         Box::pin(async move {
-            let row = self
+            let raw: Vec<&[u8]> = kids.iter().map(|k| &k.as_bytes()[..]).collect();
+            let rows = self
                 .db
-                .run("reading a key", |client| async move {
-                    let select = client
-                        .prepare_cached(
-                            "SELECT record FROM cpixd_keys WHERE tenant = $1 AND kid = $2",
-                        )
-                        .await?;
-                    Ok(client
-                        .query_opt(&select, &[&tenant, &&kid.as_bytes()[..]])
-                        .await?)
+                .run("reading keys", |client| {
+                    let raw = raw.clone();
+                    async move {
+                        let select = client
+                            .prepare_cached(
+                                "SELECT kid, record FROM cpixd_keys WHERE tenant = $1 AND kid = ANY($2)",
+                            )
+                            .await?;
+                        Ok(client.query(&select, &[&tenant, &raw]).await?)
+                    }
                 })
                 .await?;
-            row.map(|r| decode_record(&self.ring, tenant, kid, r.get::<_, &[u8]>(0)))
-                .transpose()
+            self.keys_in_order(tenant, kids.iter().copied(), &rows)
         })
     }
 
