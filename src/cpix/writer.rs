@@ -489,6 +489,34 @@ mod tests {
 
     use test_certs as certs;
 
+    /// A KID goes back as the request spelt it; a spelling with whitespace
+    /// around it (set on the model: the reader keeps none) is escaped, and
+    /// one that no longer names the key gives way to the lowercase form.
+    #[test]
+    fn kid_attributes_keep_the_request_spelling_escaped() {
+        let kid = "7F3979BA-471E-523E-B41A-8D6AE4D4D923";
+        let doc = |attr: &str| {
+            format!(
+                r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix"><cpix:ContentKeyList><cpix:ContentKey kid="{attr}"/></cpix:ContentKeyList></cpix:CPIX>"#
+            )
+        };
+        let opts = WriteOptions::default();
+        let out = write(&crate::cpix::parse(doc(kid).as_bytes()).unwrap(), &opts);
+        assert!(out.contains(&format!(r#"kid="{kid}""#)), "{out}");
+        let mut padded = crate::cpix::parse(doc(kid).as_bytes()).unwrap();
+        padded.content_keys.as_mut().unwrap().items[0].kid_text = Some(format!("\t{kid}\n"));
+        let out = write(&padded, &opts);
+        assert!(out.contains(&format!(r#"kid="&#9;{kid}&#10;""#)), "{out}");
+        let mut moved = crate::cpix::parse(doc(kid).as_bytes()).unwrap();
+        moved.content_keys.as_mut().unwrap().items[0].kid =
+            KeyId::parse_hyphenated("00000000-0000-0000-0000-00000000000a").unwrap();
+        let out = write(&moved, &opts);
+        assert!(
+            out.contains(r#"kid="00000000-0000-0000-0000-00000000000a""#),
+            "{out}"
+        );
+    }
+
     /// The estimate covers the written answer, so `write` allocates its
     /// buffer once: for every fixture request, in the clear and encrypted
     /// to one and to two recipients (the wrapped keys, MACs and
