@@ -170,13 +170,18 @@ impl Out<'_> {
     fn kid(&mut self, kid: &KeyId, spelling: Option<&str>) {
         match spelling.filter(|t| KeyId::parse_hyphenated(t).ok() == Some(*kid)) {
             Some(t) => self.attr(&Ns::None, "kid", t),
-            None => {
-                // Hex digits and hyphens: nothing to escape.
-                self.s.push_str(" kid=\"");
-                self.s.push_str(kid.uuid_text().as_str());
-                self.s.push('"');
-            }
+            None => self.uuid_attr("kid", kid.uuid_text().as_str()),
         }
+    }
+
+    /// An unqualified attribute holding UUID text this crate wrote (hex
+    /// digits and hyphens: nothing to escape).
+    fn uuid_attr(&mut self, local: &str, uuid: &str) {
+        self.s.push(' ');
+        self.s.push_str(local);
+        self.s.push_str("=\"");
+        self.s.push_str(uuid);
+        self.s.push('"');
     }
 
     fn attrs(&mut self, attrs: &[Attribute]) {
@@ -333,7 +338,7 @@ impl Out<'_> {
     fn drm_system(&mut self, d: &DrmSystem) {
         self.open(&Ns::Cpix, "DRMSystem");
         self.kid(&d.kid, d.kid_text.as_deref());
-        self.attr(&Ns::None, "systemId", d.system_id.uuid_text().as_str());
+        self.uuid_attr("systemId", d.system_id.uuid_text().as_str());
         self.attrs(&d.attributes);
         let empty = d.pssh.is_none()
             && d.content_protection_data.is_none()
