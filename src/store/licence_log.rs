@@ -82,16 +82,24 @@ impl LicenceLog for EmbeddedLicenceLog {
             let mut added: std::collections::BTreeMap<&str, u64> = Default::default();
             for e in entries {
                 let record = encode(e);
-                // A free sequence number within this millisecond.
-                let mut k;
+                // A free sequence number within this millisecond. The key is
+                // almost always free, so it is written straight away; when it
+                // was taken (the sequence starts over at each open), the
+                // entry it replaced is put back and the next number tried.
                 loop {
                     let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                    k = key(&e.tenant, (e.time_ms << 16) | u64::from(seq));
-                    if table.get(&k[..]).map_err(unavailable)?.is_none() {
-                        break;
+                    let k = key(&e.tenant, (e.time_ms << 16) | u64::from(seq));
+                    let replaced = table
+                        .insert(&k[..], &record[..])
+                        .map_err(unavailable)?
+                        .map(|old| old.value().to_vec());
+                    match replaced {
+                        None => break,
+                        Some(old) => {
+                            table.insert(&k[..], &old[..]).map_err(unavailable)?;
+                        }
                     }
                 }
-                table.insert(&k[..], &record[..]).map_err(unavailable)?;
                 *added.entry(&e.tenant).or_default() += 1;
             }
             for (tenant, n) in added {
@@ -212,5 +220,56 @@ impl LicenceLog for EmbeddedLicenceLog {
         }
         txn.commit().map_err(unavailable)?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::licence::log::RequestType;
+
+    fn entry(time_ms: u64, http_status: u16) -> LogEntry {
+        LogEntry {
+            time_ms,
+            tenant: "t".into(),
+            system: None,
+            request_type: RequestType::License,
+            token_user_id: None,
+            token_content_id: None,
+            http_status,
+            error_code: None,
+            error_message: None,
+            ip: None,
+            user_agent: None,
+            payload_length: 0,
+            response_length: 0,
+            duration_us: 0,
+            kids: Vec::new(),
+            license_url: String::new(),
+        }
+    }
+
+    /// Sequence numbers start over when the log is opened again, so a
+    /// request in a millisecond that already has entries lands on a taken
+    /// key: it must go to the next free one, and the entry there must stay.
+    #[test]
+    fn a_taken_key_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("licences.redb");
+        EmbeddedLicenceLog::open(&path)
+            .unwrap()
+            .append(&[entry(5, 200), entry(5, 201)])
+            .unwrap();
+        let log = EmbeddedLicenceLog::open(&path).unwrap();
+        log.append(&[entry(5, 202), entry(5, 203), entry(6, 204)])
+            .unwrap();
+        let mut statuses = Vec::new();
+        log.scan("t", 0, 10, false, &mut |v| {
+            statuses.push(v.http_status);
+            true
+        })
+        .unwrap();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 201, 202, 203, 204]);
     }
 }
