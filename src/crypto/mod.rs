@@ -6,7 +6,6 @@
 //! keys at rest, RSA-OAEP, HMAC-SHA512, SHA-256 for stored credentials and
 //! constant-time comparison. X.509 parsing and policy are in `x509`.
 
-mod os_random;
 pub mod rsa_public;
 pub mod x509;
 
@@ -138,14 +137,13 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
-/// Random bytes from the operating system (drawn a page at a time per
-/// thread, see `os_random`).
+/// Random bytes from the operating system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
 
 impl SecureRandom for OsRandom {
     fn fill(&self, buf: &mut [u8]) {
-        os_random::fill(buf);
+        rand::rngs::OsRng.fill_bytes(buf);
     }
 }
 
