@@ -82,6 +82,47 @@ pub struct IssueBatch {
     pub specs: Vec<KeySpec>,
 }
 
+impl IssueBatch {
+    /// The batch's KIDs, in request order.
+    pub fn kids(&self) -> Vec<KeyId> {
+        self.specs.iter().map(|s| s.kid).collect()
+    }
+
+    /// Refuses the batch when one of `found` (the stored keys of its KIDs,
+    /// in request order) was issued for another content id.
+    pub fn check_bound(&self, found: &[Option<StoredKey>]) -> Result<(), StoreError> {
+        for (spec, stored) in self.specs.iter().zip(found) {
+            if let Some(stored) = stored {
+                if stored.meta.content_id != self.content_id {
+                    return Err(StoreError::Conflict {
+                        kid: spec.kid,
+                        existing: stored.meta.content_id.clone(),
+                        requested: self.content_id.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer from the keys already stored (`found`, as
+    /// [`KeyStore::get_many`] reads the batch's KIDs): every key, when all
+    /// exist and none lacks an IV the batch needs; `None` when the batch
+    /// must be written; an error when a KID belongs to other content.
+    pub fn answer_from(
+        &self,
+        found: Vec<Option<StoredKey>>,
+    ) -> Result<Option<Vec<StoredKey>>, StoreError> {
+        self.check_bound(&found)?;
+        let needs_iv = |spec: &KeySpec| spec.wants_iv || spec.request_iv.is_some();
+        let complete = self.specs.iter().zip(&found).all(|(spec, f)| {
+            f.as_ref()
+                .is_some_and(|s| s.iv.is_some() || !needs_iv(spec))
+        });
+        Ok(complete.then(|| found.into_iter().flatten().collect()))
+    }
+}
+
 /// What is known about a stored key, without the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMeta {

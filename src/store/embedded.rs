@@ -206,36 +206,6 @@ impl EmbeddedStore {
             let _ = handle.join();
         }
     }
-
-    /// Reads every key of the batch when all exist, are bound to the batch's
-    /// content id and need nothing new (no IV to add).
-    fn read_existing(&self, batch: &IssueBatch) -> Result<Option<Vec<StoredKey>>, StoreError> {
-        let db = self.shared.db()?;
-        let txn = db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(KEYS).map_err(unavailable)?;
-        let mut out = Vec::with_capacity(batch.specs.len());
-        for spec in &batch.specs {
-            let Some(v) = table
-                .get(&key_of(&batch.tenant, spec.kid)[..])
-                .map_err(unavailable)?
-            else {
-                return Ok(None);
-            };
-            let stored = decode_record(&self.shared.ring, &batch.tenant, spec.kid, v.value())?;
-            if stored.meta.content_id != batch.content_id {
-                return Err(StoreError::Conflict {
-                    kid: spec.kid,
-                    existing: stored.meta.content_id,
-                    requested: batch.content_id.clone(),
-                });
-            }
-            if stored.iv.is_none() && (spec.wants_iv || spec.request_iv.is_some()) {
-                return Ok(None);
-            }
-            out.push(stored);
-        }
-        Ok(Some(out))
-    }
 }
 
 impl EmbeddedStore {
@@ -280,7 +250,8 @@ impl Drop for EmbeddedStore {
 impl KeyStore for EmbeddedStore {
     fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>> {
         Box::pin(async move {
-            if let Some(keys) = self.read_existing(&batch)? {
+            let found = self.get_many(&batch.tenant, &batch.kids()).await?;
+            if let Some(keys) = batch.answer_from(found)? {
                 return Ok(Issued { keys, created: 0 });
             }
             if let Some(reason) = self.shared.fault() {
@@ -613,17 +584,9 @@ fn apply(
             Some(v) => Some(decode_record(ring, &batch.tenant, spec.kid, v.value())?),
             None => None,
         };
-        if let Some(s) = &found {
-            if s.meta.content_id != batch.content_id {
-                return Err(StoreError::Conflict {
-                    kid: spec.kid,
-                    existing: s.meta.content_id.clone(),
-                    requested: batch.content_id.clone(),
-                });
-            }
-        }
         existing.push(found);
     }
+    batch.check_bound(&existing)?;
     let mut index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
     let content_key = content_key_of(&batch.tenant, &batch.content_id);
     let mut out = Vec::with_capacity(batch.specs.len());

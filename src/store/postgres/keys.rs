@@ -115,7 +115,7 @@ impl PostgresStore {
         rows: &[tokio_postgres::Row],
     ) -> Result<Vec<Option<StoredKey>>, StoreError> {
         let found = self.keys_in_order(&batch.tenant, batch.specs.iter().map(|s| s.kid), rows)?;
-        bound_to_batch(batch, &found)?;
+        batch.check_bound(&found)?;
         Ok(found)
     }
 
@@ -295,38 +295,12 @@ impl PostgresStore {
     }
 }
 
-/// Refuses a batch naming a KID stored for another content id.
-fn bound_to_batch(batch: &IssueBatch, found: &[Option<StoredKey>]) -> Result<(), StoreError> {
-    for (spec, stored) in batch.specs.iter().zip(found) {
-        if let Some(stored) = stored {
-            if stored.meta.content_id != batch.content_id {
-                return Err(StoreError::Conflict {
-                    kid: spec.kid,
-                    existing: stored.meta.content_id.clone(),
-                    requested: batch.content_id.clone(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 impl KeyStore for PostgresStore {
     fn get_or_create(&self, batch: IssueBatch) -> BoxFuture<'_, Result<Issued, StoreError>> {
         Box::pin(async move {
-            let kids: Vec<KeyId> = batch.specs.iter().map(|s| s.kid).collect();
-            let found = self.get_many(&batch.tenant, &kids).await?;
-            bound_to_batch(&batch, &found)?;
-            let complete = batch.specs.iter().zip(&found).all(|(spec, f)| {
-                f.as_ref().is_some_and(|s| {
-                    s.iv.is_some() || !(spec.wants_iv || spec.request_iv.is_some())
-                })
-            });
-            if complete {
-                return Ok(Issued {
-                    keys: found.into_iter().flatten().collect(),
-                    created: 0,
-                });
+            let found = self.get_many(&batch.tenant, &batch.kids()).await?;
+            if let Some(keys) = batch.answer_from(found)? {
+                return Ok(Issued { keys, created: 0 });
             }
             self.create(&batch).await
         })
