@@ -12,6 +12,29 @@ pub fn encode(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }
 
+/// Standard padded base64 this crate encoded. Its alphabet (`A-Z a-z 0-9
+/// + / =`) holds nothing XML escapes, so the writer copies it as it is;
+/// the only way to make one is to encode bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Base64Text(String);
+
+impl Base64Text {
+    /// Standard padded base64 of `bytes`.
+    pub fn encode(bytes: &[u8]) -> Self {
+        Base64Text(encode(bytes))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, as a `String`.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// Appends standard padded base64 of `bytes` to `out`.
 pub fn encode_into(bytes: &[u8], out: &mut String) {
     base64_simd::STANDARD.encode_append(bytes, out);

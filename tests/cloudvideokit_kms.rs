@@ -102,7 +102,7 @@ async fn the_reference_examples_are_answered_with_keys() {
         assert_eq!(doc.content_id(), request.content_id(), "{path}");
         for d in doc.systems() {
             if d.system_id != SystemId::FAIRPLAY {
-                let pssh = d.pssh.as_ref().map(|p| p.value.trim().to_owned());
+                let pssh = d.pssh.as_ref().map(|p| p.value().trim().to_owned());
                 assert!(pssh.is_some_and(|p| !p.is_empty()), "{path}: {}", r.text());
             }
         }

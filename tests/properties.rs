@@ -4,6 +4,7 @@
 
 mod common;
 
+use cpixd::b64::Base64Text;
 use cpixd::cpix::xml::{Attribute, Element, Node, Ns};
 use cpixd::cpix::*;
 use cpixd::crypto::SeededRandom;
@@ -109,8 +110,21 @@ fn kid() -> impl Strategy<Value = KeyId> {
     any::<[u8; 16]>().prop_map(KeyId::from_bytes)
 }
 
+/// Text as read from a document, or base64 the server encoded (written
+/// without the escape scan).
 fn signal() -> impl Strategy<Value = Signal> {
-    (attrs(&["playlist"]), text()).prop_map(|(attributes, value)| Signal { attributes, value })
+    let read = (attrs(&["playlist"]), text())
+        .prop_map(|(attributes, value)| Signal::with_attributes(attributes, value));
+    let encoded = (
+        attrs(&["playlist"]),
+        proptest::collection::vec(any::<u8>(), 0..80),
+    )
+        .prop_map(|(attributes, bytes)| {
+            let mut s = Signal::encoded(Base64Text::encode(&bytes));
+            s.attributes = attributes;
+            s
+        });
+    prop_oneof![read, encoded]
 }
 
 fn key_data() -> impl Strategy<Value = KeyData> {

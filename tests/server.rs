@@ -70,7 +70,7 @@ async fn every_endpoint_answers() {
     let doc = cpix::parse(&r.body).unwrap();
     assert!(common::check::problems(&doc, true).is_empty());
     // The tenant's PlayReady LA_URL is in the header.
-    let pro = doc.systems()[0].pssh.as_ref().unwrap().value.clone();
+    let pro = doc.systems()[0].pssh.as_ref().unwrap().value().to_owned();
     let described = cpixd::drm::describe_pssh(&cpix::decode_base64(&pro).unwrap()).unwrap();
     assert!(
         described.contains("https://pr.acme.example/rightsmanager.asmx"),

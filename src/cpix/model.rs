@@ -5,6 +5,7 @@
 //! views (see `rules`), so they come back exactly as sent.
 
 use super::xml::{find_attr, Attribute, Element};
+use crate::b64::Base64Text;
 use crate::ids::{KeyId, SystemId};
 
 /// A whole CPIX document.
@@ -197,21 +198,68 @@ impl ContentKey {
 /// A DRMSystem child holding text (base64 in CPIX, plain text for
 /// `SmoothStreamingProtectionHeaderData`). An empty value is a request
 /// placeholder.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The text is private so that it cannot change without the signal knowing
+/// whether it is base64 this crate encoded, which the writer copies without
+/// scanning it for characters to escape.
+#[derive(Debug, Clone, Default, Eq)]
 pub struct Signal {
     /// Attributes of the element (`playlist`, CPIX 2.4 `robustness`, …).
     pub attributes: Vec<Attribute>,
-    /// The text content, as written.
-    pub value: String,
+    value: String,
+    encoded: bool,
+}
+
+/// Two signals are equal when their attributes and text are, however the
+/// text was made.
+impl PartialEq for Signal {
+    fn eq(&self, other: &Self) -> bool {
+        self.attributes == other.attributes && self.value == other.value
+    }
 }
 
 impl Signal {
-    /// A signal without attributes.
+    /// A signal without attributes holding `value` as written (escaped when
+    /// it is written out).
     pub fn new(value: impl Into<String>) -> Self {
         Signal {
             attributes: Vec::new(),
             value: value.into(),
+            encoded: false,
         }
+    }
+
+    /// A signal without attributes holding base64 this crate encoded.
+    pub fn encoded(value: Base64Text) -> Self {
+        let mut s = Signal::default();
+        s.set_encoded(value);
+        s
+    }
+
+    /// A signal with `attributes` holding text read from a document.
+    pub fn with_attributes(attributes: Vec<Attribute>, value: String) -> Self {
+        Signal {
+            attributes,
+            value,
+            encoded: false,
+        }
+    }
+
+    /// The text content.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Replaces the text with base64 this crate encoded.
+    pub fn set_encoded(&mut self, value: Base64Text) {
+        self.value = value.into_string();
+        self.encoded = true;
+    }
+
+    /// True when the text is base64 this crate encoded: nothing in it needs
+    /// escaping.
+    pub fn is_encoded(&self) -> bool {
+        self.encoded
     }
 
     /// True when the element is an empty placeholder.

@@ -145,10 +145,7 @@ fn read_list<T>(
 fn read_signal(mut e: Element, path: &dyn Display) -> Result<Signal, CpixError> {
     no_child_elements(&e, path)?;
     let attributes = std::mem::take(&mut e.attributes);
-    Ok(Signal {
-        attributes,
-        value: e.into_text(),
-    })
+    Ok(Signal::with_attributes(attributes, e.into_text()))
 }
 
 fn read_base64(e: &Element, path: &dyn Display) -> Result<Vec<u8>, CpixError> {

@@ -215,11 +215,20 @@ impl Out<'_> {
 
     /// Finishes an open start tag as a text-only element (self-closing when empty).
     fn finish_text(&mut self, ns: &Ns, local: &str, text: &str) {
+        self.finish(ns, local, text, true);
+    }
+
+    /// [`Out::finish_text`], with the escape scan only when `escape`.
+    fn finish(&mut self, ns: &Ns, local: &str, text: &str, escape: bool) {
         if text.is_empty() {
             self.s.push_str("/>");
         } else {
             self.s.push('>');
-            escape_text_into(text, &mut self.s);
+            if escape {
+                escape_text_into(text, &mut self.s);
+            } else {
+                self.s.push_str(text);
+            }
             self.s.push_str("</");
             self.name(ns, local);
             self.s.push('>');
@@ -331,8 +340,12 @@ impl Out<'_> {
         self.end_children(&Ns::Cpix, "ContentKey");
     }
 
+    /// A signal; base64 this crate encoded goes out without the escape
+    /// scan (its alphabet has nothing to escape).
     fn signal(&mut self, local: &str, s: &Signal) {
-        self.leaf(&Ns::Cpix, local, &s.attributes, &s.value);
+        self.open(&Ns::Cpix, local);
+        self.attrs(&s.attributes);
+        self.finish(&Ns::Cpix, local, s.value(), !s.is_encoded());
     }
 
     fn drm_system(&mut self, d: &DrmSystem) {
@@ -441,14 +454,14 @@ fn estimate_size(doc: &Document) -> usize {
         .systems()
         .iter()
         .map(|d| {
-            let len = |s: &Option<Signal>| s.as_ref().map_or(0, |s| s.value.len());
+            let len = |s: &Option<Signal>| s.as_ref().map_or(0, |s| s.value().len());
             256 + len(&d.pssh)
                 + len(&d.content_protection_data)
                 + len(&d.uri_ext_x_key)
                 + len(&d.smooth_streaming)
                 + d.hls_signaling_data
                     .iter()
-                    .map(|s| s.value.len() + 64)
+                    .map(|s| s.value().len() + 64)
                     .sum::<usize>()
         })
         .sum();
@@ -486,6 +499,7 @@ mod test_certs;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::b64::Base64Text;
     use crate::cpix::Limits;
     use crate::crypto::SeededRandom;
     use crate::drm::DrmSettings;
@@ -520,6 +534,46 @@ mod tests {
             out.contains(r#"kid="00000000-0000-0000-0000-00000000000a""#),
             "{out}"
         );
+    }
+
+    /// Signal text read from a document is escaped; base64 the server
+    /// encoded goes out as it is, and a read signal given encoded text
+    /// (as the fill does) stops being escaped, while one given verbatim
+    /// text again is escaped again.
+    #[test]
+    fn only_encoded_signal_text_skips_escaping() {
+        let doc = r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix"><cpix:DRMSystemList><cpix:DRMSystem kid="7f3979ba-471e-523e-b41a-8d6ae4d4d923" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH>a&amp;b&lt;c&gt;&#13;</cpix:PSSH><cpix:HLSSignalingData playlist="media"/></cpix:DRMSystem></cpix:DRMSystemList></cpix:CPIX>"#;
+        let opts = WriteOptions::default();
+        let mut model = crate::cpix::parse(doc.as_bytes()).unwrap();
+        let out = write(&model, &opts);
+        assert!(
+            out.contains("<cpix:PSSH>a&amp;b&lt;c&gt;&#13;</cpix:PSSH>"),
+            "{out}"
+        );
+        let d = &mut model.drm_systems.as_mut().unwrap().items[0];
+        assert!(!d.pssh.as_ref().unwrap().is_encoded());
+        let bytes = [0xfb, 0xef, 0xff, 0x00, 0x3e];
+        d.pssh = Some(Signal::encoded(Base64Text::encode(&bytes)));
+        d.hls_signaling_data[0].set_encoded(Base64Text::encode(b"#EXT-X-KEY:<&>"));
+        let out = write(&model, &opts);
+        assert!(out.contains("<cpix:PSSH>++//AD4=</cpix:PSSH>"), "{out}");
+        assert!(
+            out.contains(r#"<cpix:HLSSignalingData playlist="media">I0VYVC1YLUtFWTo8Jj4=</cpix:HLSSignalingData>"#),
+            "{out}"
+        );
+        let reread = crate::cpix::parse(out.as_bytes()).unwrap();
+        assert_eq!(
+            reread.systems()[0].pssh.as_ref().unwrap().value(),
+            "++//AD4="
+        );
+        assert_eq!(
+            reread.systems()[0],
+            model.systems()[0],
+            "equal however made"
+        );
+        let d = &mut model.drm_systems.as_mut().unwrap().items[0];
+        d.pssh = Some(Signal::new("<&>"));
+        assert!(write(&model, &opts).contains("<cpix:PSSH>&lt;&amp;&gt;</cpix:PSSH>"));
     }
 
     /// The estimate covers the written answer, so `write` allocates its

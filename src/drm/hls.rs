@@ -3,6 +3,7 @@
 //! FairPlay and AES-128, the AES-128 key URL, and an attribute-list parser.
 
 use super::{expand_uri, push_hex, DrmError, HlsAes128Settings, Scheme, TemplateVars};
+use crate::b64::Base64Text;
 use crate::ids::KeyId;
 
 /// `KEYFORMAT` of Widevine.
@@ -66,7 +67,7 @@ pub struct HlsKeyTag {
 
 impl HlsKeyTag {
     /// Widevine: the whole `pssh` box as a base64 data URI, plus `KEYID`.
-    pub fn widevine(pssh_box: &[u8], kid: KeyId, scheme: Option<Scheme>) -> Self {
+    pub fn widevine(pssh_box: &Base64Text, kid: KeyId, scheme: Option<Scheme>) -> Self {
         HlsKeyTag {
             method: HlsMethod::for_scheme(scheme),
             uri: data_uri("data:text/plain;base64,", pssh_box),
@@ -79,7 +80,7 @@ impl HlsKeyTag {
 
     /// PlayReady: the PlayReady Object (not a box) as a UTF-16 data URI;
     /// written in Microsoft's attribute order with `URI` last.
-    pub fn playready(pro: &[u8], scheme: Option<Scheme>) -> Self {
+    pub fn playready(pro: &Base64Text, scheme: Option<Scheme>) -> Self {
         HlsKeyTag {
             method: HlsMethod::for_scheme(scheme),
             uri: data_uri("data:text/plain;charset=UTF-16;base64,", pro),
@@ -163,11 +164,11 @@ impl HlsKeyTag {
     }
 }
 
-/// `prefix` followed by base64 of `bytes`.
-fn data_uri(prefix: &str, bytes: &[u8]) -> String {
-    let mut uri = String::with_capacity(prefix.len() + 4 * bytes.len().div_ceil(3));
+/// `prefix` followed by `base64`.
+fn data_uri(prefix: &str, base64: &Base64Text) -> String {
+    let mut uri = String::with_capacity(prefix.len() + base64.as_str().len());
     uri.push_str(prefix);
-    crate::b64::encode_into(bytes, &mut uri);
+    uri.push_str(base64.as_str());
     uri
 }
 
@@ -278,7 +279,7 @@ MjdkY2Q1MWQyMWVkIixLRVlGT1JNQVRWRVJTSU9OUz0iMSI=");
         assert_eq!(String::from_utf8(signalling).unwrap(), vector);
 
         let tag = HlsKeyTag::widevine(
-            &b64(box_b64),
+            &Base64Text::encode(&b64(box_b64)),
             kid("10000000-1000-1000-1000-100000000001"),
             None,
         );
@@ -299,11 +300,11 @@ MjdkY2Q1MWQyMWVkIixLRVlGT1JNQVRWRVJTSU9OUz0iMSI=");
         let vector = r#"#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI="data:text/plain;base64,AAAAOHBzc2gAAAAA7e+LqXnWSs6jyCfc1R0h7QAAABgSEDEyMzQ1Njc4OTAxMjM0NTZI49yVmwY=",KEYID=0x31323334353637383930313233343536,KEYFORMATVERSIONS="1",KEYFORMAT="urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed""#;
         let kida = kid("31323334-3536-3738-3930-313233343536");
         for scheme in [Scheme::Cenc, Scheme::Cens] {
-            let tag = HlsKeyTag::widevine(&b64(WV3_B64), kida, Some(scheme));
+            let tag = HlsKeyTag::widevine(&Base64Text::encode(&b64(WV3_B64)), kida, Some(scheme));
             assert_eq!(attr_set(&tag.media_line()), attr_set(vector));
         }
         for scheme in [None, Some(Scheme::Cbcs), Some(Scheme::Cbc1)] {
-            let tag = HlsKeyTag::widevine(&b64(WV3_B64), kida, scheme);
+            let tag = HlsKeyTag::widevine(&Base64Text::encode(&b64(WV3_B64)), kida, scheme);
             assert!(tag
                 .media_line()
                 .starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES,URI="));
@@ -339,14 +340,14 @@ MjdkY2Q1MWQyMWVkIixLRVlGT1JNQVRWRVJTSU9OUz0iMSI=");
         // PR-3 (Shaka v3.8.0, cenc) and the PR-8 tag shape (Microsoft, SAMPLE-AES).
         let pro_b64: String = PR3_PRO.split_whitespace().collect();
         let pro = b64(&pro_b64);
-        let tag = HlsKeyTag::playready(&pro, Some(Scheme::Cenc));
+        let tag = HlsKeyTag::playready(&Base64Text::encode(&pro), Some(Scheme::Cenc));
         assert_eq!(
             tag.media_line(),
             format!(
                 r#"#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT="com.microsoft.playready",KEYFORMATVERSIONS="1",URI="data:text/plain;charset=UTF-16;base64,{pro_b64}""#
             )
         );
-        let tag = HlsKeyTag::playready(&pro, Some(Scheme::Cbcs));
+        let tag = HlsKeyTag::playready(&Base64Text::encode(&pro), Some(Scheme::Cbcs));
         assert_eq!(
             tag.session_line(),
             format!(
@@ -385,8 +386,8 @@ MjdkY2Q1MWQyMWVkIixLRVlGT1JNQVRWRVJTSU9OUz0iMSI=");
     fn no_line_has_a_scheme_attribute() {
         let kida = kid("31323334-3536-3738-3930-313233343536");
         for tag in [
-            HlsKeyTag::widevine(&b64(WV3_B64), kida, Some(Scheme::Cbcs)),
-            HlsKeyTag::playready(&[6, 0, 0, 0, 0, 0], None),
+            HlsKeyTag::widevine(&Base64Text::encode(&b64(WV3_B64)), kida, Some(Scheme::Cbcs)),
+            HlsKeyTag::playready(&Base64Text::encode(&[6, 0, 0, 0, 0, 0]), None),
             HlsKeyTag::fairplay("skd://x"),
             HlsKeyTag::aes128("https://x", Some([0; 16])),
         ] {

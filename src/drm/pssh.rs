@@ -2,6 +2,7 @@
 //! and MPD `<cenc:pssh>` text forms.
 
 use super::{ByteReader, DrmError};
+use crate::b64::Base64Text;
 use crate::ids::{KeyId, SystemId};
 
 /// Smallest possible box: size, type, version/flags, SystemID, DataSize.
@@ -221,13 +222,15 @@ fn read_kid_list(r: &mut ByteReader<'_>) -> Result<Vec<KeyId>, DrmError> {
 }
 
 /// A standalone MPD `<cenc:pssh>` element (namespace declared on it)
-/// holding the base64 of a whole box.
-pub fn mpd_pssh_element(box_bytes: &[u8]) -> String {
+/// holding the base64 of a whole box (encoded once by the caller, which
+/// uses it for the CPIX `PSSH` too).
+pub fn mpd_pssh_element(box_base64: &Base64Text) -> String {
     const OPEN: &str = r#"<cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">"#;
     const CLOSE: &str = "</cenc:pssh>";
-    let mut out = String::with_capacity(OPEN.len() + 4 * box_bytes.len().div_ceil(3) + CLOSE.len());
+    let text = box_base64.as_str();
+    let mut out = String::with_capacity(OPEN.len() + text.len() + CLOSE.len());
     out.push_str(OPEN);
-    crate::b64::encode_into(box_bytes, &mut out);
+    out.push_str(text);
     out.push_str(CLOSE);
     out
 }
@@ -291,7 +294,7 @@ mod tests {
         let text = "AAAANHBzc2gBAAAAEHfv7MCyTQKs4zweUuL7SwAAAAHoLxhMOqpXtKzoYGteP+utAAAAAA==";
         let bytes = b64(text);
         assert_eq!(
-            mpd_pssh_element(&bytes),
+            mpd_pssh_element(&Base64Text::encode(&bytes)),
             format!(r#"<cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">{text}</cenc:pssh>"#)
         );
         let pssh = PsshBox::parse(&bytes).unwrap();

@@ -4,7 +4,7 @@
 //! requested element unfilled, and checks that before any key is created.
 
 use super::{FillContext, IssuedKey, KeyRequest, SpekeError, SpekeRequest};
-use crate::b64;
+use crate::b64::{self, Base64Text};
 use crate::cpix::xml::{remove_attr, set_attr, Element, Ns};
 use crate::cpix::{DrmSystem, KeyData, SecretBytes, SecretValue, Signal};
 use crate::crypto::ContentKey;
@@ -139,8 +139,8 @@ struct Signals<'a> {
     scheme: Option<Scheme>,
     content_id: &'a str,
     settings: &'a DrmSettings,
-    pro: Option<(Vec<u8>, String)>,
-    pssh: Option<(Vec<u8>, String)>,
+    pro: Option<(Vec<u8>, Base64Text)>,
+    pssh: Option<(Vec<u8>, Base64Text)>,
 }
 
 impl<'a> Signals<'a> {
@@ -153,7 +153,7 @@ impl<'a> Signals<'a> {
     }
 
     /// The PlayReady Object and its base64.
-    fn pro(&mut self) -> Result<&(Vec<u8>, String), SpekeError> {
+    fn pro(&mut self) -> Result<&(Vec<u8>, Base64Text), SpekeError> {
         if self.pro.is_none() {
             let header = playready::header_for(
                 &[(self.kid, self.key)],
@@ -161,14 +161,14 @@ impl<'a> Signals<'a> {
                 &self.settings.playready,
             )?;
             let pro = playready::object(&header.to_xml())?;
-            let b64 = b64::encode(&pro);
+            let b64 = Base64Text::encode(&pro);
             self.pro = Some((pro, b64));
         }
         Ok(self.pro.get_or_insert_with(Default::default))
     }
 
     /// The `pssh` box and its base64.
-    fn pssh(&mut self) -> Result<&(Vec<u8>, String), SpekeError> {
+    fn pssh(&mut self) -> Result<&(Vec<u8>, Base64Text), SpekeError> {
         if self.pssh.is_none() {
             let bx = match self.kind {
                 DrmKind::Widevine => widevine::pssh_box(
@@ -183,7 +183,7 @@ impl<'a> Signals<'a> {
                 DrmKind::CommonPssh | DrmKind::HlsAes128 => clearkey::common_pssh_box(&[self.kid]),
             };
             let bytes = bx.to_bytes();
-            let b64 = b64::encode(&bytes);
+            let b64 = Base64Text::encode(&bytes);
             self.pssh = Some((bytes, b64));
         }
         Ok(self.pssh.get_or_insert_with(Default::default))
@@ -198,10 +198,10 @@ impl<'a> Signals<'a> {
                 &self.vars(),
             )?));
         }
-        xml.push_str(&pssh::mpd_pssh_element(&self.pssh()?.0));
+        xml.push_str(&pssh::mpd_pssh_element(&self.pssh()?.1));
         if self.kind == DrmKind::PlayReady {
             xml.push_str(r#"<mspr:pro xmlns:mspr="urn:microsoft:playready">"#);
-            xml.push_str(&self.pro()?.1);
+            xml.push_str(self.pro()?.1.as_str());
             xml.push_str("</mspr:pro>");
         }
         Ok(xml)
@@ -230,11 +230,11 @@ impl<'a> Signals<'a> {
         Ok(match self.kind {
             DrmKind::Widevine => {
                 let (kid, scheme) = (self.kid, self.scheme);
-                HlsKeyTag::widevine(&self.pssh()?.0, kid, scheme)
+                HlsKeyTag::widevine(&self.pssh()?.1, kid, scheme)
             }
             DrmKind::PlayReady => {
                 let scheme = self.scheme;
-                HlsKeyTag::playready(&self.pro()?.0, scheme)
+                HlsKeyTag::playready(&self.pro()?.1, scheme)
             }
             DrmKind::FairPlay => HlsKeyTag::fairplay(&self.key_uri()?),
             _ => HlsKeyTag::aes128(&self.key_uri()?, self.iv),
@@ -242,8 +242,8 @@ impl<'a> Signals<'a> {
     }
 }
 
-fn b64(text: &str) -> String {
-    b64::encode(text.as_bytes())
+fn b64(text: &str) -> Base64Text {
+    Base64Text::encode(text.as_bytes())
 }
 
 /// Fills one DRMSystem. `strict` decides between dropping (SPEKE 1.0) and
@@ -253,21 +253,21 @@ fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(
     let keep = |c: Child| c.applies(kind, strict);
     if d.pssh.is_some() {
         if keep(Child::Pssh) {
-            d.pssh = Some(Signal::new(s.pssh()?.1.clone()));
+            d.pssh = Some(Signal::encoded(s.pssh()?.1.clone()));
         } else {
             d.pssh = None;
         }
     }
     if d.content_protection_data.is_some() {
         d.content_protection_data = if keep(Child::ContentProtectionData) {
-            Some(Signal::new(b64(&s.content_protection_data()?)))
+            Some(Signal::encoded(b64(&s.content_protection_data()?)))
         } else {
             None
         };
     }
     if d.uri_ext_x_key.is_some() {
         d.uri_ext_x_key = if keep(Child::UriExtXKey) {
-            Some(Signal::new(b64(&s.key_uri()?)))
+            Some(Signal::encoded(b64(&s.key_uri()?)))
         } else {
             None
         };
@@ -280,7 +280,7 @@ fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(
                     Some("master") | Some("multiVariant") => tag.session_line(),
                     _ => tag.media_line(),
                 };
-                sig.value = b64(&line);
+                sig.set_encoded(b64(&line));
             }
         } else {
             d.hls_signaling_data.clear();
@@ -288,7 +288,7 @@ fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(
     }
     if d.smooth_streaming.is_some() {
         d.smooth_streaming = if keep(Child::SmoothStreaming) {
-            Some(Signal::new(s.pro()?.1.clone()))
+            Some(Signal::encoded(s.pro()?.1.clone()))
         } else {
             None
         };
@@ -306,9 +306,9 @@ fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(
             return false;
         }
         let value = match c {
-            Child::KeyFormat => Ok(b64(s.key_format())),
-            Child::KeyFormatVersions => Ok(b64("1")),
-            _ => s.pro().map(|p| p.1.clone()),
+            Child::KeyFormat => Ok(b64(s.key_format()).into_string()),
+            Child::KeyFormatVersions => Ok(b64("1").into_string()),
+            _ => s.pro().map(|p| p.1.as_str().to_owned()),
         };
         match value {
             Ok(v) => e.set_text(v),
