@@ -60,9 +60,9 @@ pub struct HlsKeyTag {
     /// `IV=0x…`.
     pub iv: Option<[u8; 16]>,
     /// `KEYFORMAT`.
-    pub keyformat: String,
+    pub keyformat: &'static str,
     /// `KEYFORMATVERSIONS`.
-    pub keyformatversions: String,
+    pub keyformatversions: &'static str,
 }
 
 impl HlsKeyTag {
@@ -73,8 +73,8 @@ impl HlsKeyTag {
             uri: data_uri("data:text/plain;base64,", pssh_box),
             key_id: Some(kid),
             iv: None,
-            keyformat: WIDEVINE_KEYFORMAT.to_owned(),
-            keyformatversions: "1".to_owned(),
+            keyformat: WIDEVINE_KEYFORMAT,
+            keyformatversions: "1",
         }
     }
 
@@ -86,8 +86,8 @@ impl HlsKeyTag {
             uri: data_uri("data:text/plain;charset=UTF-16;base64,", pro),
             key_id: None,
             iv: None,
-            keyformat: PLAYREADY_KEYFORMAT.to_owned(),
-            keyformatversions: "1".to_owned(),
+            keyformat: PLAYREADY_KEYFORMAT,
+            keyformatversions: "1",
         }
     }
 
@@ -98,8 +98,8 @@ impl HlsKeyTag {
             uri: uri.into(),
             key_id: None,
             iv: None,
-            keyformat: super::fairplay::KEYFORMAT.to_owned(),
-            keyformatversions: "1".to_owned(),
+            keyformat: super::fairplay::KEYFORMAT,
+            keyformatversions: "1",
         }
     }
 
@@ -110,8 +110,8 @@ impl HlsKeyTag {
             uri: uri.into(),
             key_id: None,
             iv,
-            keyformat: IDENTITY_KEYFORMAT.to_owned(),
-            keyformatversions: "1".to_owned(),
+            keyformat: IDENTITY_KEYFORMAT,
+            keyformatversions: "1",
         }
     }
 
@@ -146,9 +146,9 @@ impl HlsKeyTag {
             push_hex(iv, &mut out);
         }
         out.push_str(",KEYFORMAT=\"");
-        out.push_str(&self.keyformat);
+        out.push_str(self.keyformat);
         out.push_str("\",KEYFORMATVERSIONS=\"");
-        out.push_str(&self.keyformatversions);
+        out.push_str(self.keyformatversions);
         out.push('"');
         if uri_last {
             self.push_uri(&mut out);

@@ -221,18 +221,13 @@ fn read_kid_list(r: &mut ByteReader<'_>) -> Result<Vec<KeyId>, DrmError> {
     Ok(kids)
 }
 
-/// A standalone MPD `<cenc:pssh>` element (namespace declared on it)
-/// holding the base64 of a whole box (encoded once by the caller, which
+/// Appends a standalone MPD `<cenc:pssh>` element (namespace declared on
+/// it) holding the base64 of a whole box (encoded once by the caller, which
 /// uses it for the CPIX `PSSH` too).
-pub fn mpd_pssh_element(box_base64: &Base64Text) -> String {
-    const OPEN: &str = r#"<cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">"#;
-    const CLOSE: &str = "</cenc:pssh>";
-    let text = box_base64.as_str();
-    let mut out = String::with_capacity(OPEN.len() + text.len() + CLOSE.len());
-    out.push_str(OPEN);
-    out.push_str(text);
-    out.push_str(CLOSE);
-    out
+pub fn push_mpd_pssh_element(box_base64: &Base64Text, out: &mut String) {
+    out.push_str(r#"<cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">"#);
+    out.push_str(box_base64.as_str());
+    out.push_str("</cenc:pssh>");
 }
 
 #[cfg(test)]
@@ -293,9 +288,11 @@ mod tests {
         // CM-5: Unified Streaming's Common PSSH, as a standalone element.
         let text = "AAAANHBzc2gBAAAAEHfv7MCyTQKs4zweUuL7SwAAAAHoLxhMOqpXtKzoYGteP+utAAAAAA==";
         let bytes = b64(text);
+        let mut element = "<x>".to_owned();
+        push_mpd_pssh_element(&Base64Text::encode(&bytes), &mut element);
         assert_eq!(
-            mpd_pssh_element(&Base64Text::encode(&bytes)),
-            format!(r#"<cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">{text}</cenc:pssh>"#)
+            element,
+            format!(r#"<x><cenc:pssh xmlns:cenc="urn:mpeg:cenc:2013">{text}</cenc:pssh>"#)
         );
         let pssh = PsshBox::parse(&bytes).unwrap();
         assert_eq!(pssh.key_ids, [kid("e82f184c-3aaa-57b4-ace8-606b5e3febad")]);

@@ -191,14 +191,18 @@ impl<'a> Signals<'a> {
 
     /// The XML for the MPD `ContentProtection` element.
     fn content_protection_data(&mut self) -> Result<String, SpekeError> {
-        let mut xml = String::with_capacity(1024);
+        let pro_len = match self.kind {
+            DrmKind::PlayReady => self.pro()?.1.as_str().len(),
+            _ => 0,
+        };
+        let mut xml = String::with_capacity(self.pssh()?.1.as_str().len() + pro_len + 512);
         if self.kind == DrmKind::ClearKey {
             xml.push_str(&clearkey::laurl_fragment(&clearkey::license_url(
                 &self.settings.clearkey,
                 &self.vars(),
             )?));
         }
-        xml.push_str(&pssh::mpd_pssh_element(&self.pssh()?.1));
+        pssh::push_mpd_pssh_element(&self.pssh()?.1, &mut xml);
         if self.kind == DrmKind::PlayReady {
             xml.push_str(r#"<mspr:pro xmlns:mspr="urn:microsoft:playready">"#);
             xml.push_str(self.pro()?.1.as_str());
