@@ -25,36 +25,43 @@ impl Default for WriteOptions {
     }
 }
 
-/// Namespace → prefix bindings declared on the root.
+/// Namespace → prefix bindings declared on the root, each prefix kept with
+/// its colon (`cpix:`), as names are written.
 struct Prefixes(Vec<(Ns, String)>);
 
 impl Prefixes {
-    fn get(&self, ns: &Ns) -> Option<&str> {
+    /// `prefix:` for `ns`.
+    fn qualifier(&self, ns: &Ns) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == ns)
             .map(|(_, p)| p.as_str())
     }
 
+    /// The prefix and namespace of each binding.
+    fn bindings(&self) -> impl Iterator<Item = (&str, &Ns)> {
+        self.0
+            .iter()
+            .map(|(ns, q)| (q.strip_suffix(':').unwrap_or(q), ns))
+    }
+
     fn bind(&mut self, ns: &Ns, hint: Option<&str>) {
-        if matches!(ns, Ns::None | Ns::Xml) || self.get(ns).is_some() {
+        if matches!(ns, Ns::None | Ns::Xml) || self.qualifier(ns).is_some() {
             return;
         }
-        let taken = |p: &str, list: &Vec<(Ns, String)>| list.iter().any(|(_, q)| q == p);
+        let taken = |p: &str, list: &Prefixes| list.bindings().any(|(q, _)| q == p);
         let prefix = match ns.preferred_prefix().or(hint) {
             Some(p)
-                if !taken(p, &self.0)
-                    && !p.eq_ignore_ascii_case("xml")
-                    && !p.starts_with("xmlns") =>
+                if !taken(p, self) && !p.eq_ignore_ascii_case("xml") && !p.starts_with("xmlns") =>
             {
                 p.to_owned()
             }
             _ => (1..)
                 .map(|i| format!("ns{i}"))
-                .find(|p| !taken(p, &self.0))
+                .find(|p| !taken(p, self))
                 .unwrap_or_default(),
         };
-        self.0.push((ns.clone(), prefix));
+        self.0.push((ns.clone(), prefix + ":"));
     }
 
     fn bind_element(&mut self, e: &Element) {
@@ -148,9 +155,8 @@ impl Out<'_> {
     }
 
     fn name(&mut self, ns: &Ns, local: &str) {
-        if let Some(p) = self.prefixes.get(ns) {
-            self.s.push_str(p);
-            self.s.push(':');
+        if let Some(q) = self.prefixes.qualifier(ns) {
+            self.s.push_str(q);
         } else if *ns == Ns::Xml {
             self.s.push_str("xml:");
         }
@@ -412,7 +418,7 @@ pub fn write(doc: &Document, opts: &WriteOptions) -> String {
         out.s.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     }
     out.open(&Ns::Cpix, "CPIX");
-    for (ns, prefix) in &prefixes.0 {
+    for (prefix, ns) in prefixes.bindings() {
         out.s.push_str(" xmlns:");
         out.s.push_str(prefix);
         out.s.push_str("=\"");
