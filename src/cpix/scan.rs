@@ -135,6 +135,15 @@ impl<'a> Scanner<'a> {
         self.pos as u64
     }
 
+    /// True when the next token is a start tag (not an end tag, comment,
+    /// CDATA section, declaration or processing instruction).
+    pub fn at_start_tag(&self) -> bool {
+        let b = self.bytes();
+        b.get(self.pos) == Some(&b'<')
+            && b.get(self.pos + 1)
+                .is_some_and(|c| !matches!(c, b'/' | b'!' | b'?'))
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }

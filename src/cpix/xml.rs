@@ -722,6 +722,11 @@ impl<'a> TreeBuilder<'a> {
         Ok(())
     }
 
+    /// True when no text waits to be attached to the open element.
+    fn nothing_pending(&self) -> bool {
+        self.stack.last().is_none_or(|f| f.pending.is_empty())
+    }
+
     fn text(&mut self, s: Cow<'a, str>, pos: u64) -> Result<(), CpixError> {
         match self.stack.last_mut() {
             Some(frame) => frame.push_text(s),
@@ -787,8 +792,13 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
             Token::End { name } => tree.close(name.full, pos)?,
             Token::Text(raw) => {
                 // Formatting whitespace, the most common text, has nothing
-                // to resolve.
-                let s = match scan::is_blank(raw) {
+                // to resolve; before a start tag, with no text pending, it
+                // is what opening that child would drop.
+                let blank = scan::is_blank(raw);
+                if blank && scanner.at_start_tag() && tree.nothing_pending() {
+                    continue;
+                }
+                let s = match blank {
                     true => Cow::Borrowed(raw),
                     false => scan::unescape(raw).map_err(at(pos))?,
                 };
@@ -1061,6 +1071,25 @@ mod tests {
         let e = parse("<a>\n  <b> x </b>\n  <c/>\n</a>").unwrap();
         assert_eq!(e.children.len(), 2);
         assert_eq!(e.child(&Ns::None, "b").unwrap().text(), " x ");
+        // Whitespace is text where it touches other text, or in a leaf
+        // however comments, CDATA sections or processing instructions
+        // split it.
+        let texts = |e: &Element| -> Vec<String> {
+            e.children
+                .iter()
+                .filter_map(|n| match n {
+                    Node::Text(t) => Some(t.clone()),
+                    Node::Element(_) => None,
+                })
+                .collect()
+        };
+        let mixed = parse("<a>x <b/> <c/> y&#32;<d/>\t</a>").unwrap();
+        assert_eq!(texts(&mixed), ["x ", " y "]);
+        assert_eq!(mixed.children.len(), 5);
+        let leaf = parse("<a> <!-- c --> <![CDATA[ ]]> <?pi?> </a>").unwrap();
+        assert_eq!(leaf.text(), "     ");
+        let spaced = parse(" \n<a> <b/> </a> \n").unwrap();
+        assert_eq!(spaced.children.len(), 1);
     }
 
     #[test]
