@@ -77,17 +77,17 @@ fn parse_hex32(s: &str) -> Option<[u8; 16]> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Where each byte's two digits go in the hyphenated form.
+const DIGIT_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 /// Writes the 16 bytes as a lowercase hyphenated UUID.
 fn write_hyphenated(bytes: &[u8; 16], out: &mut [u8; 36]) {
-    let mut j = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
-        }
+    for (&byte, &j) in bytes.iter().zip(&DIGIT_AT) {
         out[j] = HEX[(byte >> 4) as usize];
         out[j + 1] = HEX[(byte & 15) as usize];
-        j += 2;
+    }
+    for j in [8, 13, 18, 23] {
+        out[j] = b'-';
     }
 }
 
@@ -413,6 +413,26 @@ mod tests {
             KeyId::from_playready_base64("Tj4IDzG4PUqRfs54B25Uqg==").unwrap(),
             k
         );
+    }
+
+    #[test]
+    fn uuid_text_puts_every_digit_in_place() {
+        for v in 0..=255u8 {
+            let bytes: [u8; 16] =
+                std::array::from_fn(|i| v.wrapping_add((i as u8).wrapping_mul(37)));
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let expected = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            );
+            let k = KeyId::from_bytes(bytes);
+            assert_eq!(k.uuid_text().as_str(), expected);
+            assert_eq!(KeyId::parse_hyphenated(&expected).unwrap(), k);
+        }
     }
 
     #[test]
