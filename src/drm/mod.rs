@@ -281,21 +281,22 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, DrmError> {
 
 /// Appends `text` to `out` with the five XML metacharacters escaped (once).
 pub fn xml_escape_into(text: &str, out: &mut String) {
-    let mut rest = text;
-    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
-        let (plain, tail) = rest.split_at(i);
-        out.push_str(plain);
-        let mut chars = tail.chars();
-        out.push_str(match chars.next() {
-            Some('&') => "&amp;",
-            Some('<') => "&lt;",
-            Some('>') => "&gt;",
-            Some('"') => "&quot;",
-            _ => "&apos;",
-        });
-        rest = chars.as_str();
+    // The five are ASCII, so a byte scan never splits a character.
+    let mut plain = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            _ => continue,
+        };
+        out.push_str(&text[plain..i]);
+        out.push_str(escaped);
+        plain = i + 1;
     }
-    out.push_str(rest);
+    out.push_str(&text[plain..]);
 }
 
 /// Appends lowercase hex digits of `bytes` to `out`.
@@ -815,6 +816,9 @@ pssh box 2 of 2: 52 bytes, version 1
         let mut out = String::new();
         xml_escape_into(r#"a&b<c>d"e'f&amp;"#, &mut out);
         assert_eq!(out, "a&amp;b&lt;c&gt;d&quot;e&apos;f&amp;amp;");
+        out.clear();
+        xml_escape_into("é<ü>ビデオ&", &mut out);
+        assert_eq!(out, "é&lt;ü&gt;ビデオ&amp;");
         let mut hex = String::new();
         push_hex(&[0x00, 0x0f, 0xa0, 0xff], &mut hex);
         assert_eq!(hex, "000fa0ff");
