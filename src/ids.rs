@@ -150,7 +150,12 @@ macro_rules! uuid_type {
             /// case; surrounding whitespace ignored): the CPIX `KeyIdType`.
             /// Braces and `urn:uuid:` prefixes are refused.
             pub fn parse_hyphenated(s: &str) -> Result<Self, IdError> {
-                parse_hyphenated(s.trim()).map($name).ok_or_else(|| IdError::new(s))
+                // The untrimmed text first: 36 bytes around which there is
+                // nothing to trim, as nearly every KID is written.
+                parse_hyphenated(s)
+                    .or_else(|| parse_hyphenated(s.trim()))
+                    .map($name)
+                    .ok_or_else(|| IdError::new(s))
             }
 
             /// Lowercase hyphenated UUID text.
