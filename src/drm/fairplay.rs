@@ -91,6 +91,12 @@ mod tests {
             "skd://a b",
             "skd://\"{kid}",
             "skd://{nope}",
+            "skd://a\tb",
+            "skd://a\x7f",
+            "skd://a\x01",
+            "skd://ä\u{a0}b",
+            "skd://ä\u{85}b",
+            "skd://ä\u{2028}",
         ] {
             match key_uri(&settings(template), &vars(None)) {
                 Err(DrmError::InvalidSetting { setting, .. }) => {
@@ -98,6 +104,16 @@ mod tests {
                 }
                 other => panic!("{template}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn key_uri_may_hold_other_text() {
+        for template in ["skd://ä/{kid}", "skd://a~b!$&'()*+,;=:@%20/{kid}?x#y"] {
+            assert!(
+                key_uri(&settings(template), &vars(None)).is_ok(),
+                "{template}"
+            );
         }
     }
 

@@ -241,7 +241,7 @@ pub fn expand_template(
             reason: "unterminated '{' in template".to_owned(),
         })?;
         match &after[..close] {
-            "kid" => out.push_str(&vars.kid.to_string()),
+            "kid" => out.push_str(vars.kid.uuid_text().as_str()),
             "kid_hex" => out.push_str(&vars.kid.to_hex()),
             "kid_base64" => out.push_str(&vars.kid.to_base64()),
             "content_id" => percent_encode_into(vars.content_id, &mut out),
@@ -326,10 +326,15 @@ pub(crate) fn expand_uri(
     if rest.is_empty() {
         return Err(invalid("nothing after the scheme".to_owned()));
     }
-    if uri
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '"')
-    {
+    // In ASCII, whitespace and control characters are the bytes up to
+    // the space and DEL.
+    let refused = match uri.is_ascii() {
+        true => uri.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'"'),
+        false => uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"'),
+    };
+    if refused {
         return Err(invalid(
             "contains whitespace, a control character or '\"'".to_owned(),
         ));
