@@ -146,10 +146,16 @@ struct Out<'p> {
 
 impl Out<'_> {
     fn newline(&mut self) {
+        const SPACES: &str = "\n                                ";
         if let Some(n) = self.indent {
-            self.s.push('\n');
-            for _ in 0..n * self.depth {
-                self.s.push(' ');
+            let mut width = n * self.depth;
+            let first = width.min(SPACES.len() - 1);
+            self.s.push_str(&SPACES[..1 + first]);
+            width -= first;
+            while width > 0 {
+                let more = width.min(SPACES.len() - 1);
+                self.s.push_str(&SPACES[1..1 + more]);
+                width -= more;
             }
         }
     }
@@ -580,6 +586,30 @@ mod tests {
         let d = &mut model.drm_systems.as_mut().unwrap().items[0];
         d.pssh = Some(Signal::new("<&>"));
         assert!(write(&model, &opts).contains("<cpix:PSSH>&lt;&amp;&gt;</cpix:PSSH>"));
+    }
+
+    /// Each line is indented by its depth times the indent, however wide.
+    #[test]
+    fn lines_are_indented_by_depth() {
+        let doc = r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix"><cpix:ContentKeyList><cpix:ContentKey kid="7f3979ba-471e-523e-b41a-8d6ae4d4d923"><cpix:Data><pskc:Secret xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc"><pskc:PlainValue>AAAAAAAAAAAAAAAAAAAAAA==</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList></cpix:CPIX>"#;
+        let model = crate::cpix::parse(doc.as_bytes()).unwrap();
+        for indent in [0, 1, 2, 7, 33] {
+            let opts = WriteOptions {
+                indent: Some(indent),
+                xml_declaration: false,
+            };
+            let out = write(&model, &opts);
+            let depths: Vec<usize> = out
+                .lines()
+                .map(|l| l.len() - l.trim_start_matches(' ').len())
+                .collect();
+            assert_eq!(
+                depths,
+                [0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0].map(|d| d * indent),
+                "{out}"
+            );
+            assert_eq!(crate::cpix::parse(out.as_bytes()).unwrap(), model);
+        }
     }
 
     /// The estimate covers the written answer, so `write` allocates its
