@@ -284,7 +284,9 @@ fn the_contract_check_is_linear_in_the_number_of_rules() {
         cpixd::cpix::parse(text.as_bytes()).unwrap()
     };
     let (small, large) = (doc(500), doc(5000));
-    let check = |d: &cpixd::cpix::Document| speke::contract::check(d).unwrap();
+    let check = |d: &cpixd::cpix::Document| {
+        speke::contract::check(d).unwrap();
+    };
     let t_small = fastest(|| check(&small));
     let t_large = fastest(|| check(&large));
     let ratio = t_large.as_secs_f64() / t_small.as_secs_f64().max(1e-9);

@@ -94,7 +94,8 @@ fn clear_vector_values_are_read() {
     for k in doc.keys() {
         assert_eq!(k.plain_value().map(<[u8]>::len), Some(16), "{}", k.kid);
     }
-    cpix::validate::references(&doc).unwrap();
+    let rules = cpix::validate::views(&doc).unwrap();
+    cpix::validate::references(&doc, &rules).unwrap();
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! that point at existing periods.
 
 use super::model::Document;
-use super::rules::Filter;
+use super::rules::{Filter, UsageRuleView};
 use super::CpixError;
 use crate::sorted::{first_repeat, SortedSet};
 
@@ -13,25 +13,31 @@ fn truncate(s: &str) -> String {
 }
 
 /// Types every period and usage rule, so bad attribute values are reported
-/// with the element they are on.
-pub fn views(doc: &Document) -> Result<(), CpixError> {
+/// with the element they are on; returns the rules' views, in order, for
+/// [`references`].
+pub fn views(doc: &Document) -> Result<Vec<UsageRuleView<'_>>, CpixError> {
     for (i, p) in doc.period_items().iter().enumerate() {
         p.view(&format_args!(
             "ContentKeyPeriodList/ContentKeyPeriod[{}]",
             i + 1
         ))?;
     }
-    for (i, r) in doc.rules().iter().enumerate() {
-        r.view(&format_args!(
-            "ContentKeyUsageRuleList/ContentKeyUsageRule[{}]",
-            i + 1
-        ))?;
-    }
-    Ok(())
+    doc.rules()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.view(&format_args!(
+                "ContentKeyUsageRuleList/ContentKeyUsageRule[{}]",
+                i + 1
+            ))
+        })
+        .collect()
 }
 
-/// Checks every cross-reference in `doc`; the first problem is returned.
-pub fn references(doc: &Document) -> Result<(), CpixError> {
+/// Checks every cross-reference in `doc`, given the views of its usage
+/// rules in order (from [`views`], or SPEKE 2's contract check); the first
+/// problem is returned.
+pub fn references(doc: &Document, rules: &[UsageRuleView<'_>]) -> Result<(), CpixError> {
     // Sorted sets: a hostile document may hold tens of thousands of
     // entries, and every check here stays within n log n of its size.
     let kids =
@@ -76,12 +82,8 @@ pub fn references(doc: &Document) -> Result<(), CpixError> {
             periods[i].id().unwrap_or_default()
         ),
     })?;
-    for (i, r) in doc.rules().iter().enumerate() {
+    for (i, view) in rules.iter().enumerate() {
         let path = || format!("ContentKeyUsageRuleList/ContentKeyUsageRule[{}]", i + 1);
-        let view = r.view(&format_args!(
-            "ContentKeyUsageRuleList/ContentKeyUsageRule[{}]",
-            i + 1
-        ))?;
         if !kids.contains(&view.kid) {
             return Err(CpixError::UnknownReference {
                 element: path(),
@@ -135,7 +137,8 @@ mod tests {
         let xml = format!(
             r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix"><cpix:ContentKeyList>{keys}</cpix:ContentKeyList><cpix:DRMSystemList>{systems}</cpix:DRMSystemList><cpix:ContentKeyPeriodList>{periods}</cpix:ContentKeyPeriodList></cpix:CPIX>"#
         );
-        references(&super::super::parse(xml.as_bytes()).expect("well formed"))
+        let doc = super::super::parse(xml.as_bytes()).expect("well formed");
+        references(&doc, &views(&doc).expect("typed"))
     }
 
     fn element(r: Result<(), CpixError>) -> String {

@@ -134,8 +134,9 @@ fn listed_periods<'a>(doc: &Document, v: &'a UsageRuleView<'a>) -> Vec<&'a str> 
     }
 }
 
-/// Validates the encryption contract of a SPEKE 2 request.
-pub fn check(doc: &Document) -> Result<(), SpekeError> {
+/// Validates the encryption contract of a SPEKE 2 request; returns the
+/// views of its usage rules, in order.
+pub fn check(doc: &Document) -> Result<Vec<UsageRuleView<'_>>, SpekeError> {
     let rules = doc.rules();
     if rules.is_empty() {
         return Err(SpekeError::MissingContract);
@@ -205,5 +206,5 @@ pub fn check(doc: &Document) -> Result<(), SpekeError> {
     if let Some(k) = doc.keys().iter().find(|k| !ruled.contains(&k.kid)) {
         return Err(malformed(format!("key {} has no usage rule", k.kid)));
     }
-    Ok(())
+    Ok(views)
 }

@@ -249,8 +249,8 @@ fn validate_cpix(doc: Document) -> Result<SpekeRequest, SpekeError> {
             }
         }
     }
-    cpix::validate::views(&doc)?;
-    cpix::validate::references(&doc)?;
+    let rules = cpix::validate::views(&doc)?;
+    cpix::validate::references(&doc, &rules)?;
     for d in doc.systems() {
         let scheme = doc
             .keys()
@@ -331,8 +331,8 @@ fn validate_v1(doc: Document) -> Result<SpekeRequest, SpekeError> {
         .ok_or_else(|| SpekeError::BadRequest("Missing CPIX@id (the content id)".into()))?;
     let content_id = content_id(id)?;
     require_lists(&doc)?;
-    cpix::validate::views(&doc)?;
-    cpix::validate::references(&doc)?;
+    let rules = cpix::validate::views(&doc)?;
+    cpix::validate::references(&doc, &rules)?;
     check_explicit_ivs(&doc)?;
     let scheme = match doc.keys().iter().find_map(|k| k.common_encryption_scheme()) {
         Some(s) => Some(Scheme::from_fourcc(s).ok_or_else(|| {
@@ -380,8 +380,8 @@ fn validate_v2(doc: Document, version: SpekeVersion) -> Result<SpekeRequest, Spe
             return Err(SpekeError::SchemeIncompatible(d.system_id));
         }
     }
-    contract::check(&doc)?;
-    cpix::validate::references(&doc)?;
+    let rules = contract::check(&doc)?;
+    cpix::validate::references(&doc, &rules)?;
     check_explicit_ivs(&doc)?;
     reject_v1_content(&doc)?;
     Ok(SpekeRequest {
