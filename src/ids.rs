@@ -134,6 +134,10 @@ macro_rules! uuid_type {
             /// Parses a hyphenated UUID, case-insensitive, optionally in braces
             /// or with a `urn:uuid:` prefix.
             pub fn parse_uuid(s: &str) -> Result<Self, IdError> {
+                // The plain hyphenated form, as nearly every id is written.
+                if let Some(bytes) = parse_hyphenated(s) {
+                    return Ok($name(bytes));
+                }
                 let t = s.trim();
                 let t = t
                     .strip_prefix("urn:uuid:")
