@@ -12,9 +12,9 @@ pub fn encode(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }
 
-/// Standard padded base64 this crate encoded. Its alphabet (`A-Z a-z 0-9
-/// + / =`) holds nothing XML escapes, so the writer copies it as it is;
-/// the only way to make one is to encode bytes.
+/// Standard padded base64 this crate encoded. Its alphabet (letters,
+/// digits, `+`, `/` and `=`) holds nothing XML escapes, so the writer
+/// copies it as it is; the only way to make one is to encode bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Base64Text(String);
 

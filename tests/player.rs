@@ -162,7 +162,7 @@ async fn tokens_open_exactly_their_keys() {
         .find(|d| d.system_id == cpixd::ids::SystemId::DASHIF_CLEARKEY)
         .unwrap();
     let cpd = String::from_utf8(
-        cpix::decode_base64(&ck.content_protection_data.as_ref().unwrap().value()).unwrap(),
+        cpix::decode_base64(ck.content_protection_data.as_ref().unwrap().value()).unwrap(),
     )
     .unwrap();
     assert!(
@@ -175,10 +175,9 @@ async fn tokens_open_exactly_their_keys() {
         .iter()
         .find(|d| d.system_id == cpixd::ids::SystemId::PLAYREADY)
         .unwrap();
-    let described = cpixd::drm::describe_pssh(
-        &cpix::decode_base64(&pr.pssh.as_ref().unwrap().value()).unwrap(),
-    )
-    .unwrap();
+    let described =
+        cpixd::drm::describe_pssh(&cpix::decode_base64(pr.pssh.as_ref().unwrap().value()).unwrap())
+            .unwrap();
     assert!(
         described.contains(&format!("{BASE}/acquire-license/playready?brandGuid=acme")),
         "{described}"
@@ -430,7 +429,7 @@ async fn hls_keys_and_tenants_without_authorization() {
     let key = doc.keys()[0].plain_value().unwrap().to_vec();
     // The signalled key URI is cpixd's key endpoint.
     let hls = &doc.systems()[0].hls_signaling_data[0];
-    let line = String::from_utf8(cpix::decode_base64(&hls.value()).unwrap()).unwrap();
+    let line = String::from_utf8(cpix::decode_base64(hls.value()).unwrap()).unwrap();
     let uri = format!("{BASE}/hls/v1/key/live-1/{KID}?brandGuid=acme");
     assert!(line.contains(&format!("URI=\"{uri}\"")), "{line}");
     let path = format!("/hls/v1/key/live-1/{KID}");

@@ -65,7 +65,7 @@ pub fn problems(doc: &Document, v2: bool) -> Vec<String> {
         };
         let mut pssh_b64 = None;
         if let Some(p) = &d.pssh {
-            match PsshBox::parse(&b64(&p.value())) {
+            match PsshBox::parse(&b64(p.value())) {
                 Ok(bx) => {
                     // A CPIX client checks the box against the DRMSystem.
                     if bx.system_id != d.system_id {
@@ -87,7 +87,7 @@ pub fn problems(doc: &Document, v2: bool) -> Vec<String> {
             pssh_b64 = Some(p.value().trim().to_owned());
         }
         if let Some(c) = &d.content_protection_data {
-            let xml = text(&c.value());
+            let xml = text(c.value());
             let wrapped = format!("<w>{xml}</w>");
             match cpix::xml::parse_document(wrapped.as_bytes(), &Default::default()) {
                 Ok(root) => {
@@ -113,7 +113,7 @@ pub fn problems(doc: &Document, v2: bool) -> Vec<String> {
             }
         }
         if let Some(s) = &d.smooth_streaming {
-            pro_kids(&b64(&s.value()), key, &who, &mut out);
+            pro_kids(&b64(s.value()), key, &who, &mut out);
         }
         check_hls(d, &who, pssh_b64.as_deref(), &mut out);
     }
@@ -141,7 +141,7 @@ fn pro_kids(pro: &[u8], key: &ContentKey, who: &str, out: &mut Vec<String>) -> V
 fn check_hls(d: &cpix::DrmSystem, who: &str, pssh: Option<&str>, out: &mut Vec<String>) {
     let mut lines = HashMap::new();
     for s in &d.hls_signaling_data {
-        let line = text(&s.value());
+        let line = text(s.value());
         let (session, a) = attrs(&line);
         // CPIX 2.4 calls the master playlist "multiVariant".
         let playlist = match s.playlist() {
