@@ -273,31 +273,30 @@ fn read_drm_system(e: Element, path: &dyn Display) -> Result<DrmSystem, CpixErro
             d.extensions.push(c);
             continue;
         }
-        let name: &'static str = match c.local.as_ref() {
-            "PSSH" => "PSSH",
-            "ContentProtectionData" => "ContentProtectionData",
-            "URIExtXKey" => "URIExtXKey",
-            "HLSSignalingData" => "HLSSignalingData",
-            "SmoothStreamingProtectionHeaderData" => "SmoothStreamingProtectionHeaderData",
-            "HDSSignalingData" => "HDSSignalingData",
+        // The name is matched once; the slot and the name in errors follow.
+        let (name, slot) = match c.local.as_ref() {
+            "PSSH" => ("PSSH", Some(&mut d.pssh)),
+            "ContentProtectionData" => (
+                "ContentProtectionData",
+                Some(&mut d.content_protection_data),
+            ),
+            "URIExtXKey" => ("URIExtXKey", Some(&mut d.uri_ext_x_key)),
+            "HLSSignalingData" => ("HLSSignalingData", None),
+            "SmoothStreamingProtectionHeaderData" => (
+                "SmoothStreamingProtectionHeaderData",
+                Some(&mut d.smooth_streaming),
+            ),
+            "HDSSignalingData" => ("HDSSignalingData", Some(&mut d.hds_signaling_data)),
             _ => {
                 d.extensions.push(c);
                 continue;
             }
         };
         let signal = read_signal(c, &format_args!("{path}/{name}"))?;
-        let slot = match name {
-            "HLSSignalingData" => {
-                d.hls_signaling_data.push(signal);
-                continue;
-            }
-            "PSSH" => &mut d.pssh,
-            "ContentProtectionData" => &mut d.content_protection_data,
-            "URIExtXKey" => &mut d.uri_ext_x_key,
-            "SmoothStreamingProtectionHeaderData" => &mut d.smooth_streaming,
-            _ => &mut d.hds_signaling_data,
-        };
-        set_once(slot, signal, path, name)?;
+        match slot {
+            Some(slot) => set_once(slot, signal, path, name)?,
+            None => d.hls_signaling_data.push(signal),
+        }
     }
     check_hls_playlists(&d, path)?;
     Ok(d)
