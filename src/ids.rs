@@ -80,11 +80,21 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Where each byte's two digits go in the hyphenated form.
 const DIGIT_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
+/// The two lowercase hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
 /// Writes the 16 bytes as a lowercase hyphenated UUID.
 fn write_hyphenated(bytes: &[u8; 16], out: &mut [u8; 36]) {
     for (&byte, &j) in bytes.iter().zip(&DIGIT_AT) {
-        out[j] = HEX[(byte >> 4) as usize];
-        out[j + 1] = HEX[(byte & 15) as usize];
+        out[j..j + 2].copy_from_slice(&HEX_PAIRS[byte as usize]);
     }
     for j in [8, 13, 18, 23] {
         out[j] = b'-';
