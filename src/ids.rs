@@ -91,6 +91,19 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
+/// Appends the lowercase hex digits of `bytes` to `out`.
+pub fn push_hex(bytes: &[u8], out: &mut String) {
+    out.reserve(2 * bytes.len());
+    for chunk in bytes.chunks(16) {
+        let mut digits = [0u8; 32];
+        for (pair, &byte) in digits.chunks_exact_mut(2).zip(chunk) {
+            pair.copy_from_slice(&HEX_PAIRS[byte as usize]);
+        }
+        // Only hex digits were written.
+        out.push_str(std::str::from_utf8(&digits[..2 * chunk.len()]).unwrap_or_default());
+    }
+}
+
 /// Writes the 16 bytes as a lowercase hyphenated UUID.
 fn write_hyphenated(bytes: &[u8; 16], out: &mut [u8; 36]) {
     for (&byte, &j) in bytes.iter().zip(&DIGIT_AT) {
@@ -187,10 +200,7 @@ macro_rules! uuid_type {
             /// 32 lowercase hex digits, no hyphens.
             pub fn to_hex(&self) -> String {
                 let mut s = String::with_capacity(32);
-                for b in self.0 {
-                    s.push(HEX[(b >> 4) as usize] as char);
-                    s.push(HEX[(b & 15) as usize] as char);
-                }
+                push_hex(&self.0, &mut s);
                 s
             }
         }

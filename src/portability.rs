@@ -68,7 +68,7 @@ pub enum PortError {
 
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    crate::drm::push_hex(bytes, &mut s);
+    crate::ids::push_hex(bytes, &mut s);
     s
 }
 

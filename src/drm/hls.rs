@@ -2,9 +2,9 @@
 //! `#EXT-X-SESSION-KEY` (master playlist) lines for Widevine, PlayReady,
 //! FairPlay and AES-128, the AES-128 key URL, and an attribute-list parser.
 
-use super::{expand_uri, push_hex, DrmError, HlsAes128Settings, Scheme, TemplateVars};
+use super::{expand_uri, DrmError, HlsAes128Settings, Scheme, TemplateVars};
 use crate::b64::Base64Text;
-use crate::ids::KeyId;
+use crate::ids::{push_hex, KeyId};
 
 /// `KEYFORMAT` of Widevine.
 pub const WIDEVINE_KEYFORMAT: &str = "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed";

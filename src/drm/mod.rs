@@ -13,7 +13,7 @@ pub mod widevine;
 #[cfg(test)]
 mod vectors;
 
-use crate::ids::{KeyId, SystemId};
+use crate::ids::{push_hex, KeyId, SystemId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -297,16 +297,6 @@ pub fn xml_escape_into(text: &str, out: &mut String) {
         plain = i + 1;
     }
     out.push_str(&text[plain..]);
-}
-
-/// Appends lowercase hex digits of `bytes` to `out`.
-pub(crate) fn push_hex(bytes: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(2 * bytes.len());
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
 }
 
 /// Expands a URI template and checks the result: it must start with one of
@@ -827,6 +817,11 @@ pssh box 2 of 2: 52 bytes, version 1
         let mut hex = String::new();
         push_hex(&[0x00, 0x0f, 0xa0, 0xff], &mut hex);
         assert_eq!(hex, "000fa0ff");
+        let long: Vec<u8> = (0..=255).collect();
+        hex.clear();
+        push_hex(&long, &mut hex);
+        let expected: String = long.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected, "past one 16-byte chunk");
         assert_eq!(crate::b64::encode(b"\xfb\xff"), "+/8=");
         let mut url = String::new();
         crate::b64::encode_url_into(b"\xfb\xff", &mut url);
