@@ -72,21 +72,6 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Base64url without padding (JWK).
 fn b64url(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -101,7 +86,7 @@ fn cpix_text(keys: &[StoredKey], recipient_der: Option<&[u8]>) -> String {
     let mut x = String::with_capacity(1024 + keys.len() * 300);
     x.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     x.push_str(r#"<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:enc="http://www.w3.org/2001/04/xmlenc#" version="2.3" contentId=""#);
-    x.push_str(&xml_escape(content_id));
+    crate::drm::xml_escape_into(content_id, &mut x);
     x.push_str("\">");
     if let Some(der) = recipient_der {
         x.push_str("<cpix:DeliveryDataList><cpix:DeliveryData><cpix:DeliveryKey><ds:X509Data><ds:X509Certificate>");
@@ -115,7 +100,7 @@ fn cpix_text(keys: &[StoredKey], recipient_der: Option<&[u8]>) -> String {
         x.push('"');
         if let Some(s) = &k.meta.scheme {
             x.push_str(" commonEncryptionScheme=\"");
-            x.push_str(&xml_escape(s));
+            crate::drm::xml_escape_into(s, &mut x);
             x.push('"');
         }
         if let Some(iv) = &k.iv {
@@ -510,5 +495,18 @@ mod tests {
         ];
         assert!(export(&mixed, Format::CpixClear, None, &rng).is_err());
         assert!(export(&keys, Format::Cpix, None, &rng).is_err());
+        // A content id with XML's metacharacters is escaped and reads back.
+        let odd = [stored(
+            "0f083e4e-b831-4a3d-917e-ce78076e54aa",
+            0x11,
+            r#"a<b>&"c'd"#,
+        )];
+        let text = export(&odd, Format::CpixClear, None, &rng).unwrap();
+        assert!(
+            text.contains(r#"contentId="a&lt;b&gt;&amp;&quot;c&apos;d""#),
+            "{text}"
+        );
+        let (cid, _) = read_document(text.as_bytes(), None).unwrap();
+        assert_eq!(cid.as_deref(), Some(r#"a<b>&"c'd"#));
     }
 }

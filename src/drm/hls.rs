@@ -66,11 +66,12 @@ pub struct HlsKeyTag {
 }
 
 impl HlsKeyTag {
-    /// Widevine: the whole `pssh` box as a base64 data URI, plus `KEYID`.
-    pub fn widevine(pssh_box: &Base64Text, kid: KeyId, scheme: Option<Scheme>) -> Self {
+    /// Widevine: the whole `pssh` box (its base64, as the CPIX `PSSH`
+    /// carries it) as a data URI, plus `KEYID`.
+    pub fn widevine(pssh_box_base64: &Base64Text, kid: KeyId, scheme: Option<Scheme>) -> Self {
         HlsKeyTag {
             method: HlsMethod::for_scheme(scheme),
-            uri: data_uri("data:text/plain;base64,", pssh_box),
+            uri: data_uri("data:text/plain;base64,", pssh_box_base64),
             key_id: Some(kid),
             iv: None,
             keyformat: WIDEVINE_KEYFORMAT,
@@ -78,12 +79,12 @@ impl HlsKeyTag {
         }
     }
 
-    /// PlayReady: the PlayReady Object (not a box) as a UTF-16 data URI;
-    /// written in Microsoft's attribute order with `URI` last.
-    pub fn playready(pro: &Base64Text, scheme: Option<Scheme>) -> Self {
+    /// PlayReady: the PlayReady Object (not a box; its base64) as a UTF-16
+    /// data URI; written in Microsoft's attribute order with `URI` last.
+    pub fn playready(pro_base64: &Base64Text, scheme: Option<Scheme>) -> Self {
         HlsKeyTag {
             method: HlsMethod::for_scheme(scheme),
-            uri: data_uri("data:text/plain;charset=UTF-16;base64,", pro),
+            uri: data_uri("data:text/plain;charset=UTF-16;base64,", pro_base64),
             key_id: None,
             iv: None,
             keyformat: PLAYREADY_KEYFORMAT,

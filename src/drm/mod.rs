@@ -242,7 +242,7 @@ pub fn expand_template(
         })?;
         match &after[..close] {
             "kid" => out.push_str(vars.kid.uuid_text().as_str()),
-            "kid_hex" => out.push_str(&vars.kid.to_hex()),
+            "kid_hex" => push_hex(vars.kid.as_bytes(), &mut out),
             "kid_base64" => out.push_str(&vars.kid.to_base64()),
             "content_id" => percent_encode_into(vars.content_id, &mut out),
             "iv_hex" => {
