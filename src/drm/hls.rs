@@ -126,25 +126,31 @@ impl HlsKeyTag {
         self.line(SESSION_TAG)
     }
 
-    /// `tag` + attributes: METHOD, URI, KEYID, IV, KEYFORMAT,
-    /// KEYFORMATVERSIONS (URI last for PlayReady).
     fn line(&self, tag: &str) -> String {
-        let mut out =
-            String::with_capacity(tag.len() + self.uri.len() + self.keyformat.len() + 160);
+        let mut out = String::new();
+        self.push_line(tag, &mut out);
+        out
+    }
+
+    /// Appends `tag` ([`MEDIA_TAG`] or [`SESSION_TAG`]) and the attributes:
+    /// METHOD, URI, KEYID, IV, KEYFORMAT, KEYFORMATVERSIONS (URI last for
+    /// PlayReady); no line break.
+    pub fn push_line(&self, tag: &str, out: &mut String) {
+        out.reserve(tag.len() + self.uri.len() + self.keyformat.len() + 160);
         out.push_str(tag);
         out.push_str("METHOD=");
         out.push_str(self.method.as_str());
         let uri_last = self.keyformat == PLAYREADY_KEYFORMAT;
         if !uri_last {
-            self.push_uri(&mut out);
+            self.push_uri(out);
         }
         if let Some(kid) = &self.key_id {
             out.push_str(",KEYID=0x");
-            push_hex(kid.as_bytes(), &mut out);
+            push_hex(kid.as_bytes(), out);
         }
         if let Some(iv) = &self.iv {
             out.push_str(",IV=0x");
-            push_hex(iv, &mut out);
+            push_hex(iv, out);
         }
         out.push_str(",KEYFORMAT=\"");
         out.push_str(self.keyformat);
@@ -152,9 +158,8 @@ impl HlsKeyTag {
         out.push_str(self.keyformatversions);
         out.push('"');
         if uri_last {
-            self.push_uri(&mut out);
+            self.push_uri(out);
         }
-        out
     }
 
     /// Appends `,URI="…"`.
@@ -293,6 +298,10 @@ MjdkY2Q1MWQyMWVkIixLRVlGT1JNQVRWRVJTSU9OUz0iMSI=");
         );
         assert_eq!(attr_set(&line), attr_set(vector));
         assert_eq!(tag.session_line(), line.replacen(MEDIA_TAG, SESSION_TAG, 1));
+        // push_line appends to what the buffer holds.
+        let mut appended = String::from("#EXTM3U\n");
+        tag.push_line(MEDIA_TAG, &mut appended);
+        assert_eq!(appended, format!("#EXTM3U\n{line}"));
     }
 
     #[test]

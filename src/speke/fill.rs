@@ -8,7 +8,7 @@ use crate::b64::{self, Base64Text};
 use crate::cpix::xml::{remove_attr, set_attr, Element, Ns};
 use crate::cpix::{DrmSystem, KeyData, SecretBytes, SecretValue, Signal};
 use crate::crypto::ContentKey;
-use crate::drm::hls::HlsKeyTag;
+use crate::drm::hls::{self, HlsKeyTag};
 use crate::drm::{
     clearkey, fairplay, playready, pssh, widevine, DrmKind, DrmSettings, Scheme, TemplateVars,
 };
@@ -82,28 +82,23 @@ impl Child {
     }
 }
 
-/// The children a DRMSystem asks for.
-fn requested(d: &DrmSystem) -> Vec<Child> {
-    let mut out = Vec::with_capacity(6);
-    let present = |o: &Option<Signal>, c: Child, out: &mut Vec<Child>| {
-        if o.is_some() {
-            out.push(c);
-        }
-    };
-    present(&d.pssh, Child::Pssh, &mut out);
-    present(
-        &d.content_protection_data,
-        Child::ContentProtectionData,
-        &mut out,
-    );
-    present(&d.uri_ext_x_key, Child::UriExtXKey, &mut out);
-    if !d.hls_signaling_data.is_empty() {
-        out.push(Child::HlsSignalingData);
-    }
-    present(&d.smooth_streaming, Child::SmoothStreaming, &mut out);
-    present(&d.hds_signaling_data, Child::HdsSignalingData, &mut out);
-    out.extend(d.extensions.iter().filter_map(Child::of_speke_element));
-    out
+/// The children a DRMSystem asks for, in schema order.
+fn requested(d: &DrmSystem) -> impl Iterator<Item = Child> + '_ {
+    let slots = [
+        (d.pssh.is_some(), Child::Pssh),
+        (
+            d.content_protection_data.is_some(),
+            Child::ContentProtectionData,
+        ),
+        (d.uri_ext_x_key.is_some(), Child::UriExtXKey),
+        (!d.hls_signaling_data.is_empty(), Child::HlsSignalingData),
+        (d.smooth_streaming.is_some(), Child::SmoothStreaming),
+        (d.hds_signaling_data.is_some(), Child::HdsSignalingData),
+    ];
+    slots
+        .into_iter()
+        .filter_map(|(present, c)| present.then_some(c))
+        .chain(d.extensions.iter().filter_map(Child::of_speke_element))
 }
 
 fn system_label(id: SystemId) -> String {
@@ -118,7 +113,7 @@ fn system_label(id: SystemId) -> String {
 fn check_requested_children(req: &SpekeRequest) -> Result<(), SpekeError> {
     for d in req.doc.systems() {
         let kind = DrmKind::from_system_id(d.system_id);
-        if let Some(c) = requested(d).into_iter().find(|c| !c.applies(kind, true)) {
+        if let Some(c) = requested(d).find(|c| !c.applies(kind, true)) {
             return Err(SpekeError::BadRequest(format!(
                 "DRMSystem {} for KID {}: cpixd cannot provide {}",
                 system_label(d.system_id),
@@ -189,26 +184,32 @@ impl<'a> Signals<'a> {
         Ok(self.pssh.get_or_insert_with(Default::default))
     }
 
-    /// The XML for the MPD `ContentProtection` element.
-    fn content_protection_data(&mut self) -> Result<String, SpekeError> {
+    /// The `pssh` box's base64, taken: after its last use.
+    fn take_pssh_base64(&mut self) -> Result<Base64Text, SpekeError> {
+        self.pssh()?;
+        Ok(self.pssh.take().map(|(_, b64)| b64).unwrap_or_default())
+    }
+
+    /// Appends the XML for the MPD `ContentProtection` element to `xml`.
+    fn content_protection_data(&mut self, xml: &mut String) -> Result<(), SpekeError> {
         let pro_len = match self.kind {
             DrmKind::PlayReady => self.pro()?.1.as_str().len(),
             _ => 0,
         };
-        let mut xml = String::with_capacity(self.pssh()?.1.as_str().len() + pro_len + 512);
+        xml.reserve(self.pssh()?.1.as_str().len() + pro_len + 512);
         if self.kind == DrmKind::ClearKey {
             xml.push_str(&clearkey::laurl_fragment(&clearkey::license_url(
                 &self.settings.clearkey,
                 &self.vars(),
             )?));
         }
-        pssh::push_mpd_pssh_element(&self.pssh()?.1, &mut xml);
+        pssh::push_mpd_pssh_element(&self.pssh()?.1, xml);
         if self.kind == DrmKind::PlayReady {
             xml.push_str(r#"<mspr:pro xmlns:mspr="urn:microsoft:playready">"#);
             xml.push_str(self.pro()?.1.as_str());
             xml.push_str("</mspr:pro>");
         }
-        Ok(xml)
+        Ok(())
     }
 
     /// The key URI (FairPlay `skd://`, AES-128 key URL).
@@ -251,20 +252,21 @@ fn b64(text: &str) -> Base64Text {
 }
 
 /// Fills one DRMSystem. `strict` decides between dropping (SPEKE 1.0) and
-/// refusing (already checked) inapplicable children.
-fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(), SpekeError> {
+/// refusing (already checked) inapplicable children. `scratch` holds the
+/// text of one signal before it is encoded.
+fn fill_system(
+    d: &mut DrmSystem,
+    s: &mut Signals<'_>,
+    strict: bool,
+    scratch: &mut String,
+) -> Result<(), SpekeError> {
     let kind = Some(s.kind);
     let keep = |c: Child| c.applies(kind, strict);
-    if d.pssh.is_some() {
-        if keep(Child::Pssh) {
-            d.pssh = Some(Signal::encoded(s.pssh()?.1.clone()));
-        } else {
-            d.pssh = None;
-        }
-    }
     if d.content_protection_data.is_some() {
         d.content_protection_data = if keep(Child::ContentProtectionData) {
-            Some(Signal::encoded(b64(&s.content_protection_data()?)))
+            scratch.clear();
+            s.content_protection_data(scratch)?;
+            Some(Signal::encoded(b64(scratch)))
         } else {
             None
         };
@@ -280,15 +282,25 @@ fn fill_system(d: &mut DrmSystem, s: &mut Signals<'_>, strict: bool) -> Result<(
         if keep(Child::HlsSignalingData) {
             let tag = s.hls_tag()?;
             for sig in &mut d.hls_signaling_data {
-                let line = match sig.playlist() {
-                    Some("master") | Some("multiVariant") => tag.session_line(),
-                    _ => tag.media_line(),
+                let line_tag = match sig.playlist() {
+                    Some("master") | Some("multiVariant") => hls::SESSION_TAG,
+                    _ => hls::MEDIA_TAG,
                 };
-                sig.set_encoded(b64(&line));
+                scratch.clear();
+                tag.push_line(line_tag, scratch);
+                sig.set_encoded(b64(scratch));
             }
         } else {
             d.hls_signaling_data.clear();
         }
+    }
+    // After the content protection data and the HLS lines, which also use
+    // the box: its base64 moves into the PSSH signal.
+    if d.pssh.is_some() {
+        d.pssh = match keep(Child::Pssh) {
+            true => Some(Signal::encoded(s.take_pssh_base64()?)),
+            false => None,
+        };
     }
     if d.smooth_streaming.is_some() {
         d.smooth_streaming = if keep(Child::SmoothStreaming) {
@@ -412,6 +424,7 @@ pub(super) fn fill_with(
     }
     let by_kid: SortedMap<KeyId, PerKey<'_>> = per_key.into_iter().collect();
     let content_id = req.content_id.as_str();
+    let mut scratch = String::new();
     if let Some(list) = doc.drm_systems.as_mut() {
         for d in &mut list.items {
             let Some(&(issued_key, iv, scheme)) = by_kid.get(&d.kid) else {
@@ -434,7 +447,7 @@ pub(super) fn fill_with(
                 pro: None,
                 pssh: None,
             };
-            fill_system(d, &mut signals, strict)?;
+            fill_system(d, &mut signals, strict, &mut scratch)?;
         }
     }
     if v2 {
