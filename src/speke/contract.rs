@@ -124,16 +124,6 @@ impl<'a> Coexisting<'a> {
     }
 }
 
-/// The periods a rule names; without a ContentKeyPeriodList, period filters
-/// name nothing.
-fn listed_periods<'a>(doc: &Document, v: &'a UsageRuleView<'a>) -> Vec<&'a str> {
-    if doc.periods.is_some() {
-        v.period_ids().collect()
-    } else {
-        Vec::new()
-    }
-}
-
 /// Validates the encryption contract of a SPEKE 2 request; returns the
 /// views of its usage rules, in order.
 pub fn check(doc: &Document) -> Result<Vec<UsageRuleView<'_>>, SpekeError> {
@@ -184,17 +174,18 @@ pub fn check(doc: &Document) -> Result<Vec<UsageRuleView<'_>>, SpekeError> {
     }
     // A rule without KeyPeriodFilter applies to every period, so it meets
     // every other rule; rules with periods meet those of the same period.
-    let period_ids = |v| listed_periods(doc, v);
+    // Without a ContentKeyPeriodList, period filters name nothing.
+    let has_periods = doc.periods.is_some();
     let mut everywhere = Coexisting::default();
     for (i, v) in views.iter().enumerate() {
-        if period_ids(v).is_empty() {
+        if !has_periods || v.period_ids().next().is_none() {
             everywhere.admit(i + 1, tracks[i], v.kid)?;
         }
     }
     let mut by_period: BTreeMap<&str, Coexisting<'_>> = BTreeMap::new();
-    for (i, v) in views.iter().enumerate() {
+    for (i, v) in views.iter().enumerate().filter(|_| has_periods) {
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for p in period_ids(v).into_iter().filter(|p| seen.insert(p)) {
+        for p in v.period_ids().filter(|p| seen.insert(p)) {
             everywhere.check(i + 1, tracks[i], v.kid)?;
             by_period
                 .entry(p)
