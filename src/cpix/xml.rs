@@ -621,12 +621,14 @@ fn start_element<'a>(
     })
 }
 
-/// An open element, its name as written (for the end tag) and the text
-/// seen since its last child, kept borrowed from the input until it is
-/// known not to be formatting whitespace.
+/// An open element, its name as written (for the end tag), where its
+/// children start on the builder's node stack, and the text seen since its
+/// last child, kept borrowed from the input until it is known not to be
+/// formatting whitespace.
 struct Frame<'a> {
     el: Element,
     qname: &'a str,
+    first_child: usize,
     pending: Cow<'a, str>,
 }
 
@@ -639,29 +641,31 @@ impl<'a> Frame<'a> {
         }
     }
 
-    /// Turns the pending text into a node. Whitespace next to child
-    /// elements is formatting and dropped; a leaf keeps all of its text.
-    fn flush(&mut self, closing: bool) {
+    /// Turns the pending text into a node on `nodes`. Whitespace next to
+    /// child elements is formatting and dropped; a leaf keeps all of its
+    /// text.
+    fn flush(&mut self, closing: bool, nodes: &mut Vec<Node>) {
         if self.pending.is_empty() {
             return;
         }
         let text = std::mem::take(&mut self.pending);
         let leaf = closing
-            && !self
-                .el
-                .children
+            && !nodes[self.first_child..]
                 .iter()
                 .any(|n| matches!(n, Node::Element(_)));
         if leaf || !scan::is_blank(&text) {
-            self.el.children.push(Node::Text(text.into_owned()));
+            nodes.push(Node::Text(text.into_owned()));
         }
     }
 }
 
-/// Builds the tree from scanner tokens, enforcing the limits.
+/// Builds the tree from scanner tokens, enforcing the limits. The children
+/// of open elements wait on one node stack and move into their element,
+/// in one allocation of the exact size, at its end tag.
 struct TreeBuilder<'a> {
     scope: NsScope<'a>,
     stack: Vec<Frame<'a>>,
+    nodes: Vec<Node>,
     root: Option<Element>,
     count: usize,
     limits: Limits,
@@ -683,7 +687,7 @@ impl<'a> TreeBuilder<'a> {
             });
         }
         if let Some(parent) = self.stack.last_mut() {
-            parent.flush(false);
+            parent.flush(false, &mut self.nodes);
         }
         if empty {
             self.scope.pop();
@@ -692,6 +696,7 @@ impl<'a> TreeBuilder<'a> {
             self.stack.push(Frame {
                 el,
                 qname,
+                first_child: self.nodes.len(),
                 pending: Cow::Borrowed(""),
             });
         }
@@ -699,9 +704,9 @@ impl<'a> TreeBuilder<'a> {
     }
 
     fn attach(&mut self, el: Element) {
-        match self.stack.last_mut() {
-            Some(parent) => parent.el.children.push(Node::Element(el)),
-            None => self.root = Some(el),
+        match self.stack.is_empty() {
+            false => self.nodes.push(Node::Element(el)),
+            true => self.root = Some(el),
         }
     }
 
@@ -717,7 +722,8 @@ impl<'a> TreeBuilder<'a> {
             ));
         }
         self.scope.pop();
-        frame.flush(true);
+        frame.flush(true, &mut self.nodes);
+        frame.el.children = self.nodes.split_off(frame.first_child);
         self.attach(frame.el);
         Ok(())
     }
@@ -766,6 +772,7 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
     let mut tree = TreeBuilder {
         scope: NsScope::new(),
         stack: Vec::with_capacity(8),
+        nodes: Vec::with_capacity(32),
         root: None,
         count: 0,
         limits: *limits,
