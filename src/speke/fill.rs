@@ -135,7 +135,7 @@ struct Signals<'a> {
     content_id: &'a str,
     settings: &'a DrmSettings,
     pro: Option<(Vec<u8>, Base64Text)>,
-    pssh: Option<(Vec<u8>, Base64Text)>,
+    pssh: Option<Base64Text>,
 }
 
 impl<'a> Signals<'a> {
@@ -162,8 +162,8 @@ impl<'a> Signals<'a> {
         Ok(self.pro.get_or_insert_with(Default::default))
     }
 
-    /// The `pssh` box and its base64.
-    fn pssh(&mut self) -> Result<&(Vec<u8>, Base64Text), SpekeError> {
+    /// The base64 of the `pssh` box.
+    fn pssh(&mut self) -> Result<&Base64Text, SpekeError> {
         if self.pssh.is_none() {
             let bx = match self.kind {
                 DrmKind::Widevine => widevine::pssh_box(
@@ -177,9 +177,7 @@ impl<'a> Signals<'a> {
                 DrmKind::ClearKey => clearkey::dashif_clearkey_pssh_box(&[self.kid]),
                 DrmKind::CommonPssh | DrmKind::HlsAes128 => clearkey::common_pssh_box(&[self.kid]),
             };
-            let bytes = bx.to_bytes();
-            let b64 = Base64Text::encode(&bytes);
-            self.pssh = Some((bytes, b64));
+            self.pssh = Some(Base64Text::encode(&bx.to_bytes()));
         }
         Ok(self.pssh.get_or_insert_with(Default::default))
     }
@@ -187,7 +185,7 @@ impl<'a> Signals<'a> {
     /// The `pssh` box's base64, taken: after its last use.
     fn take_pssh_base64(&mut self) -> Result<Base64Text, SpekeError> {
         self.pssh()?;
-        Ok(self.pssh.take().map(|(_, b64)| b64).unwrap_or_default())
+        Ok(self.pssh.take().unwrap_or_default())
     }
 
     /// Appends the XML for the MPD `ContentProtection` element to `xml`.
@@ -196,14 +194,14 @@ impl<'a> Signals<'a> {
             DrmKind::PlayReady => self.pro()?.1.as_str().len(),
             _ => 0,
         };
-        xml.reserve(self.pssh()?.1.as_str().len() + pro_len + 512);
+        xml.reserve(self.pssh()?.as_str().len() + pro_len + 512);
         if self.kind == DrmKind::ClearKey {
             xml.push_str(&clearkey::laurl_fragment(&clearkey::license_url(
                 &self.settings.clearkey,
                 &self.vars(),
             )?));
         }
-        pssh::push_mpd_pssh_element(&self.pssh()?.1, xml);
+        pssh::push_mpd_pssh_element(self.pssh()?, xml);
         if self.kind == DrmKind::PlayReady {
             xml.push_str(r#"<mspr:pro xmlns:mspr="urn:microsoft:playready">"#);
             xml.push_str(self.pro()?.1.as_str());
@@ -235,7 +233,7 @@ impl<'a> Signals<'a> {
         Ok(match self.kind {
             DrmKind::Widevine => {
                 let (kid, scheme) = (self.kid, self.scheme);
-                HlsKeyTag::widevine(&self.pssh()?.1, kid, scheme)
+                HlsKeyTag::widevine(self.pssh()?, kid, scheme)
             }
             DrmKind::PlayReady => {
                 let scheme = self.scheme;
