@@ -52,16 +52,19 @@ fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> Option<()> {
 
 /// Parses exactly 36 characters `8-4-4-4-12` of hex digits (either case).
 fn parse_hyphenated(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
+    // The 32 digits side by side, then one pass over fixed positions.
+    let mut digits = [0u8; 32];
+    digits[0..8].copy_from_slice(&b[0..8]);
+    digits[8..12].copy_from_slice(&b[9..13]);
+    digits[12..16].copy_from_slice(&b[14..18]);
+    digits[16..20].copy_from_slice(&b[19..23]);
+    digits[20..32].copy_from_slice(&b[24..36]);
     let mut out = [0u8; 16];
-    decode_hex_into(&b[0..8], &mut out[0..4])?;
-    decode_hex_into(&b[9..13], &mut out[4..6])?;
-    decode_hex_into(&b[14..18], &mut out[6..8])?;
-    decode_hex_into(&b[19..23], &mut out[8..10])?;
-    decode_hex_into(&b[24..36], &mut out[10..16])?;
+    decode_hex_into(&digits, &mut out)?;
     Some(out)
 }
 
@@ -481,6 +484,30 @@ mod tests {
         ] {
             let err = KeyId::parse_hyphenated(s).unwrap_err();
             assert!(err.to_string().contains(s), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_byte_anywhere_in_the_hyphenated_form_is_refused() {
+        for at in 0..36 {
+            let hyphen = [8, 13, 18, 23].contains(&at);
+            for c in 0..=255u8 {
+                let mut b = K.as_bytes().to_vec();
+                b[at] = c;
+                let Ok(s) = String::from_utf8(b) else {
+                    continue;
+                };
+                let fits = if hyphen {
+                    c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                };
+                assert_eq!(
+                    KeyId::parse_hyphenated(&s).is_ok(),
+                    fits,
+                    "byte {c:#04x} at {at}: {s:?}"
+                );
+            }
         }
     }
 
