@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod licences;
+pub mod log_sink;
 pub mod platforms;
 pub mod player;
 pub mod store;
@@ -283,16 +284,14 @@ pub fn pssh_decode(text: &str) -> Result<i32, CliError> {
 /// Exit code of `config check` for an invalid file (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
-/// Logs to standard error from a writer thread, so that a request never
-/// waits on the write; nothing is dropped (callers wait if it falls 128k
-/// lines behind). The guard flushes when `serve` returns.
-fn init_logging(log: &crate::config::LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to standard error through [`log_sink`]: a request appends its line
+/// to a shared buffer and a writer thread writes what gathers; nothing is
+/// dropped. The guard writes out the rest when `serve` returns.
+fn init_logging(log: &crate::config::LogConfig) -> Result<log_sink::LogSinkGuard, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("cpixd-log")
-        .finish(std::io::stderr());
+    let (writer, guard) =
+        log_sink::LogSink::start(std::io::stderr()).map_err(io_err("log writer thread"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -303,7 +302,7 @@ fn init_logging(log: &crate::config::LogConfig) -> tracing_appender::non_blockin
     } else {
         builder.try_init()
     };
-    guard
+    Ok(guard)
 }
 
 /// Runs `cpixd serve`.
@@ -330,7 +329,7 @@ pub fn serve(args: &ServeArgs) -> Result<i32, CliError> {
             return Ok(EXIT_CONFIG);
         }
     };
-    let _log_guard = init_logging(&config.log);
+    let _log_guard = init_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cpixd")
