@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod licences;
+pub mod log_format;
 pub mod log_sink;
 pub mod platforms;
 pub mod player;
@@ -292,15 +293,18 @@ fn init_logging(log: &crate::config::LogConfig) -> Result<log_sink::LogSinkGuard
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) =
         log_sink::LogSink::start(std::io::stderr()).map_err(io_err("log writer thread"))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_target(false);
     let _ = if log.format == "json" {
         builder.json().try_init()
-    } else {
+    } else if ansi {
         builder.try_init()
+    } else {
+        builder.event_format(log_format::Text::default()).try_init()
     };
     Ok(guard)
 }
