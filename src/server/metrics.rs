@@ -21,7 +21,18 @@ struct Series {
 /// The server's request metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(&'static str, String), Series>>,
+    /// Endpoint → tenant → series: recording a request looks the tenant up
+    /// by `&str` and allocates only for a tenant's first request.
+    series: Mutex<BTreeMap<&'static str, BTreeMap<String, Series>>>,
+}
+
+/// `map[key]`, inserting a default entry first when there is none; the
+/// owned key is made only then.
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl Metrics {
@@ -37,7 +48,7 @@ impl Metrics {
         let Ok(mut map) = self.series.lock() else {
             return;
         };
-        let s = map.entry((endpoint, tenant.to_owned())).or_default();
+        let s = slot(map.entry(endpoint).or_default(), tenant);
         *s.by_status.entry(status).or_default() += 1;
         match status {
             400..=499 => s.errors_4xx += 1,
@@ -54,11 +65,15 @@ impl Metrics {
         let Ok(map) = self.series.lock() else {
             return out;
         };
+        let rows = || {
+            map.iter()
+                .flat_map(|(ep, tenants)| tenants.iter().map(move |(tenant, s)| ((ep, tenant), s)))
+        };
         out.push_str(
             "# HELP cpixd_http_requests_total HTTP requests by endpoint, tenant and status.\n",
         );
         out.push_str("# TYPE cpixd_http_requests_total counter\n");
-        for ((ep, tenant), s) in map.iter() {
+        for ((ep, tenant), s) in rows() {
             for (status, n) in &s.by_status {
                 let _ = writeln!(
                     out,
@@ -69,7 +84,7 @@ impl Metrics {
         }
         out.push_str("# HELP cpixd_http_request_errors_total Requests answered with 4xx or 5xx.\n");
         out.push_str("# TYPE cpixd_http_request_errors_total counter\n");
-        for ((ep, tenant), s) in map.iter() {
+        for ((ep, tenant), s) in rows() {
             for (class, n) in [("4xx", s.errors_4xx), ("5xx", s.errors_5xx)] {
                 let _ = writeln!(
                     out,
@@ -80,14 +95,14 @@ impl Metrics {
         }
         out.push_str("# HELP cpixd_http_request_duration_seconds Request latency.\n");
         out.push_str("# TYPE cpixd_http_request_duration_seconds histogram\n");
-        for ((ep, tenant), s) in map.iter() {
+        for ((ep, tenant), s) in rows() {
             let labels = format!("endpoint=\"{ep}\",tenant=\"{}\"", label(tenant));
             s.latency
                 .render(&mut out, "cpixd_http_request_duration_seconds", &labels);
         }
         out.push_str("# HELP cpixd_keys_issued_total Content keys handed out in responses.\n");
         out.push_str("# TYPE cpixd_keys_issued_total counter\n");
-        for ((ep, tenant), s) in map.iter() {
+        for ((ep, tenant), s) in rows() {
             let _ = writeln!(
                 out,
                 "cpixd_keys_issued_total{{endpoint=\"{ep}\",tenant=\"{}\"}} {}",
@@ -99,14 +114,15 @@ impl Metrics {
     }
 }
 
-/// (tenant, system, request type, status class).
-type LicenceSeries = (String, &'static str, &'static str, &'static str);
+/// (system, request type, status class) of one tenant's player requests.
+type LicenceSeries = (&'static str, &'static str, &'static str);
 
 /// Player requests by tenant, system, request type and status class
 /// (`cpixd_licence_requests_total`).
 #[derive(Debug, Default)]
 pub struct LicenceMetrics {
-    counts: Mutex<BTreeMap<LicenceSeries, u64>>,
+    /// Tenant → series → count.
+    counts: Mutex<BTreeMap<String, BTreeMap<LicenceSeries, u64>>>,
 }
 
 impl LicenceMetrics {
@@ -125,13 +141,13 @@ impl LicenceMetrics {
             _ => "5xx",
         };
         if let Ok(mut m) = self.counts.lock() {
-            *m.entry((
-                tenant.to_owned(),
-                system.map_or("-", |s| s.as_str()),
-                request_type.as_str(),
-                class,
-            ))
-            .or_default() += 1;
+            *slot(&mut m, tenant)
+                .entry((
+                    system.map_or("-", |s| s.as_str()),
+                    request_type.as_str(),
+                    class,
+                ))
+                .or_default() += 1;
         }
     }
 
@@ -142,7 +158,12 @@ impl LicenceMetrics {
         out.push_str("# HELP cpixd_licence_requests_total Player requests (licences, certificates, keys, tokens) by tenant, system, type and status class.\n");
         out.push_str("# TYPE cpixd_licence_requests_total counter\n");
         if let Ok(m) = self.counts.lock() {
-            for ((tenant, system, t, class), n) in m.iter() {
+            let rows = m.iter().flat_map(|(tenant, series)| {
+                series
+                    .iter()
+                    .map(move |((system, t, class), n)| (tenant, system, t, class, n))
+            });
+            for (tenant, system, t, class, n) in rows {
                 let _ = writeln!(
                     out,
                     "cpixd_licence_requests_total{{tenant=\"{}\",system=\"{system}\",type=\"{t}\",class=\"{class}\"}} {n}",
@@ -196,5 +217,59 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    /// Series are kept per endpoint, then per tenant: many requests of one
+    /// tenant add up in one series, and the text lists series in endpoint
+    /// then tenant order, as Prometheus clients diff it.
+    #[test]
+    fn series_add_up_per_tenant_in_endpoint_then_tenant_order() {
+        use crate::licence::log::RequestType;
+        use crate::licence::DrmSystem;
+        let m = Metrics::default();
+        for tenant in ["zeta", "acme", "acme", "beta"] {
+            m.record("speke2", tenant, 200, Duration::from_millis(1), 1);
+            m.record("cpix", tenant, 200, Duration::from_millis(1), 1);
+        }
+        let text = m.render();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("cpixd_keys_issued_total"))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                r#"cpixd_keys_issued_total{endpoint="cpix",tenant="acme"} 2"#,
+                r#"cpixd_keys_issued_total{endpoint="cpix",tenant="beta"} 1"#,
+                r#"cpixd_keys_issued_total{endpoint="cpix",tenant="zeta"} 1"#,
+                r#"cpixd_keys_issued_total{endpoint="speke2",tenant="acme"} 2"#,
+                r#"cpixd_keys_issued_total{endpoint="speke2",tenant="beta"} 1"#,
+                r#"cpixd_keys_issued_total{endpoint="speke2",tenant="zeta"} 1"#,
+            ]
+        );
+        let l = LicenceMetrics::default();
+        for (tenant, status) in [("zeta", 200), ("acme", 403), ("acme", 200), ("acme", 200)] {
+            l.record(
+                tenant,
+                Some(DrmSystem::ClearKey),
+                RequestType::License,
+                status,
+            );
+        }
+        l.record("acme", None, RequestType::Token, 200);
+        let text = l.render(None);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("cpixd_licence_requests_total"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                r#"cpixd_licence_requests_total{tenant="acme",system="-",type="Token",class="2xx"} 1"#,
+                r#"cpixd_licence_requests_total{tenant="acme",system="clearkey",type="License",class="2xx"} 2"#,
+                r#"cpixd_licence_requests_total{tenant="acme",system="clearkey",type="License",class="4xx"} 1"#,
+                r#"cpixd_licence_requests_total{tenant="zeta",system="clearkey",type="License",class="2xx"} 1"#,
+            ]
+        );
     }
 }
