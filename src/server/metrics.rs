@@ -231,13 +231,14 @@ mod tests {
             m.record("speke2", tenant, 200, Duration::from_millis(1), 1);
             m.record("cpix", tenant, 200, Duration::from_millis(1), 1);
         }
-        let text = m.render();
-        let keys: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("cpixd_keys_issued_total"))
-            .collect();
+        let family = |text: &str, name: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .map(str::to_owned)
+                .collect()
+        };
         assert_eq!(
-            keys,
+            family(&m.render(), "cpixd_keys_issued_total"),
             [
                 r#"cpixd_keys_issued_total{endpoint="cpix",tenant="acme"} 2"#,
                 r#"cpixd_keys_issued_total{endpoint="cpix",tenant="beta"} 1"#,
@@ -257,13 +258,8 @@ mod tests {
             );
         }
         l.record("acme", None, RequestType::Token, 200);
-        let text = l.render(None);
-        let rows: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("cpixd_licence_requests_total"))
-            .collect();
         assert_eq!(
-            rows,
+            family(&l.render(None), "cpixd_licence_requests_total"),
             [
                 r#"cpixd_licence_requests_total{tenant="acme",system="-",type="Token",class="2xx"} 1"#,
                 r#"cpixd_licence_requests_total{tenant="acme",system="clearkey",type="License",class="2xx"} 2"#,
