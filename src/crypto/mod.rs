@@ -141,14 +141,70 @@ impl fmt::Debug for SecretBytes {
 /// Deliberately no pool or generator in the process: bytes drawn ahead
 /// would be served twice by two copies of a cloned or restored VM (the
 /// same content keys, the same AES-GCM nonces under one master key), while
-/// the kernel reseeds on such a clone. The calls cost about 5 % of the
-/// server's CPU on new content.
+/// the kernel reseeds on such a clone. The key store's group commit draws
+/// through [`BatchRandom`]: one call for the group's keys, IVs and nonces,
+/// used as the group is written and wiped when it ends.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
 
 impl SecureRandom for OsRandom {
     fn fill(&self, buf: &mut [u8]) {
         rand::rngs::OsRng.fill_bytes(buf);
+    }
+}
+
+/// Random bytes for one batch of work (one group commit of the key store),
+/// fetched from `source` in one call instead of one per draw. The first
+/// draw fetches what the whole batch is expected to use; later draws take
+/// from those bytes, each wiped as it is handed out, and fetch again only
+/// if the guess falls short. Whatever is left when the batch ends is
+/// wiped with it and never serves a later batch: bytes are drawn at the
+/// moment of use, as with [`OsRandom`] (see there why nothing is drawn
+/// ahead).
+pub struct BatchRandom<'a> {
+    source: &'a dyn SecureRandom,
+    expected: usize,
+    drawn: Mutex<Drawn>,
+}
+
+#[derive(Default)]
+struct Drawn {
+    bytes: zeroize::Zeroizing<Vec<u8>>,
+    /// Bytes of `bytes` handed out (and wiped).
+    used: usize,
+    /// Bytes handed out in the whole batch.
+    total: usize,
+}
+
+impl<'a> BatchRandom<'a> {
+    /// A batch expected to draw about `expected` bytes from `source`.
+    pub fn new(source: &'a dyn SecureRandom, expected: usize) -> Self {
+        BatchRandom {
+            source,
+            expected,
+            drawn: Mutex::new(Drawn::default()),
+        }
+    }
+}
+
+impl SecureRandom for BatchRandom<'_> {
+    fn fill(&self, buf: &mut [u8]) {
+        let mut d = self.drawn.lock().unwrap_or_else(|p| p.into_inner());
+        if d.bytes.len() - d.used < buf.len() {
+            // What the batch still expects to draw, or this draw if more;
+            // the unused rest of the last fetch is wiped, not kept.
+            let want = buf.len().max(self.expected.saturating_sub(d.total));
+            d.bytes.zeroize();
+            d.bytes.resize(want, 0);
+            self.source.fill(&mut d.bytes);
+            d.used = 0;
+        }
+        let start = d.used;
+        let taken = &mut d.bytes[start..start + buf.len()];
+        buf.copy_from_slice(taken);
+        taken.zeroize();
+        d.used += buf.len();
+        d.total += buf.len();
     }
 }
 
@@ -420,6 +476,70 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A seeded source that counts its calls.
+    struct Counted(SeededRandom, std::sync::atomic::AtomicUsize);
+
+    impl SecureRandom for Counted {
+        fn fill(&self, buf: &mut [u8]) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.fill(buf);
+        }
+    }
+
+    fn counted() -> Counted {
+        Counted(SeededRandom::new(7), Default::default())
+    }
+
+    /// The first `n` bytes of the stream behind [`counted`].
+    fn stream(n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        SeededRandom::new(7).fill(&mut v);
+        v
+    }
+
+    #[test]
+    fn a_batch_draws_once_what_it_expects_and_hands_the_source_stream_out() {
+        let source = counted();
+        let batch = BatchRandom::new(&source, 8 * 44);
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            for n in [16, 16, 12] {
+                let mut b = vec![0; n];
+                batch.fill(&mut b);
+                out.extend_from_slice(&b);
+            }
+        }
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(out, stream(8 * 44));
+        // Every byte handed out is wiped from the batch's buffer.
+        let d = batch.drawn.lock().unwrap();
+        assert_eq!(d.used, 8 * 44);
+        assert!(d.bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_batch_that_draws_more_than_expected_fetches_again_and_drops_the_rest() {
+        let source = counted();
+        let batch = BatchRandom::new(&source, 12);
+        let (mut a, mut b, mut c) = ([0u8; 8], [0u8; 8], [0u8; 4]);
+        batch.fill(&mut a);
+        batch.fill(&mut b);
+        batch.fill(&mut c);
+        // 12 bytes fetched, 8 used; the 4 left are dropped, not handed out
+        // later; then at least the draw's size each time. (Sizes are whole
+        // words of the seeded stream, which rounds each fill up to 4 bytes.)
+        let s = stream(12 + 8 + 4);
+        assert_eq!(a[..], s[..8]);
+        assert_eq!(b[..], s[12..20]);
+        assert_eq!(c[..], s[20..24]);
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::Relaxed), 3);
+        // Nothing expected: every draw goes to the source on its own.
+        let lone = BatchRandom::new(&source, 0);
+        lone.fill(&mut a);
+        lone.fill(&mut a);
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
 
     #[test]
     fn secret_bytes_are_wiped_and_never_printed() {
