@@ -143,29 +143,20 @@ impl Second {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` for seconds since 1970 (proleptic Gregorian, UTC).
+/// `YYYY-MM-DDTHH:MM:SS` for seconds since 1970 (proleptic Gregorian, UTC;
+/// a year past 9999 is written `+10000`, as `tracing-subscriber` does).
 fn civil_time(out: &mut String, secs: u64) {
-    let days = secs / 86_400;
     let rem = secs % 86_400;
-    // Days since 1970-01-01 to a civil date, counting in 400-year eras
-    // that start on 1 March (so the leap day ends a year).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let (year, month, day) = crate::clock::civil_from_days(days);
     if year > 9999 {
         let _ = write!(out, "+{year}");
     } else {
-        push_padded(out, year, 4);
+        push_padded(out, year.unsigned_abs(), 4);
     }
     for (sep, v) in [
-        ('-', month),
-        ('-', day),
+        ('-', u64::from(month)),
+        ('-', u64::from(day)),
         ('T', rem / 3_600),
         (':', rem / 60 % 60),
         (':', rem % 60),
