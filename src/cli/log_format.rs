@@ -196,19 +196,19 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     /// Starts a field: a space between fields, then `name=` unless it is
-    /// the message. `None` for the message.
-    fn begin(&mut self, field: &Field) -> Option<()> {
+    /// the message. True for the message.
+    fn begin(&mut self, field: &Field) -> bool {
         if !self.first {
             self.line.push(' ');
         }
         self.first = false;
         let name = field.name();
         if name == "message" {
-            return None;
+            return true;
         }
         self.line.push_str(name.strip_prefix("r#").unwrap_or(name));
         self.line.push('=');
-        Some(())
+        false
     }
 
     /// A field from the `log` crate's records: only the fallback writes
@@ -226,9 +226,10 @@ impl Visit for Fields<'_> {
         if self.skips_log_field(field) {
             return;
         }
-        match self.begin(field) {
-            None => push_escaped_message(self.line, value),
-            Some(()) => push_debug_str(self.line, value),
+        if self.begin(field) {
+            push_escaped_message(self.line, value);
+        } else {
+            push_debug_str(self.line, value);
         }
     }
 
@@ -267,15 +268,11 @@ impl Visit for Fields<'_> {
         if self.skips_log_field(field) {
             return;
         }
-        match self.begin(field) {
-            None => {
-                let start = self.line.len();
-                let _ = write!(self.line, "{value:?}");
-                escape_controls_from(self.line, start);
-            }
-            Some(()) => {
-                let _ = write!(self.line, "{value:?}");
-            }
+        let message = self.begin(field);
+        let start = self.line.len();
+        let _ = write!(self.line, "{value:?}");
+        if message {
+            escape_controls_from(self.line, start);
         }
     }
 }
