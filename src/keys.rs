@@ -321,6 +321,10 @@ pub enum RawOutcome {
     Differs,
 }
 
+/// Random bytes issuing one new key draws at most: the key, its IV and
+/// the nonce that seals its record.
+pub const NEW_KEY_RANDOM_BYTES: usize = 16 + 16 + crate::crypto::SEAL_NONCE_BYTES;
+
 /// A fresh key for `spec` of `batch`: random key, the request's IV or (when
 /// wanted) a random one, metadata naming the batch.
 pub fn new_key(

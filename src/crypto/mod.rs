@@ -293,9 +293,9 @@ impl MasterKey {
     /// authenticated, not encrypted.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8], rng: &dyn SecureRandom) -> Vec<u8> {
         let cipher = Aes256Gcm::new((&self.key).into());
-        let mut nonce = [0u8; 12];
+        let mut nonce = [0u8; SEAL_NONCE_BYTES];
         rng.fill(&mut nonce);
-        let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
         out.extend_from_slice(&nonce);
         // Encryption cannot fail for inputs of this size.
         let ct = cipher
@@ -314,10 +314,10 @@ impl MasterKey {
     /// Opens a [`MasterKey::seal`] envelope; `None` if it was altered, the
     /// `aad` differs or the key is wrong.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-        if sealed.len() < 12 + 16 {
+        if sealed.len() < SEAL_OVERHEAD {
             return None;
         }
-        let (nonce, ct) = sealed.split_at(12);
+        let (nonce, ct) = sealed.split_at(SEAL_NONCE_BYTES);
         let cipher = Aes256Gcm::new((&self.key).into());
         cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
@@ -326,8 +326,12 @@ impl MasterKey {
     }
 }
 
-/// Bytes a [`MasterKey::seal`] envelope adds to its plaintext.
-pub const SEAL_OVERHEAD: usize = 12 + 16;
+/// Random bytes a [`MasterKey::seal`] draws: its AES-GCM nonce.
+pub const SEAL_NONCE_BYTES: usize = 12;
+
+/// Bytes a [`MasterKey::seal`] envelope adds to its plaintext: the nonce
+/// and the 16-byte tag.
+pub const SEAL_OVERHEAD: usize = SEAL_NONCE_BYTES + 16;
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -678,7 +678,10 @@ impl Writer {
     fn commit_group(&self, jobs: Vec<Job>) {
         // A new key draws its bytes, its IV and the record's nonce: fetched
         // for the whole group in one system call (`BatchRandom`).
-        let expected: usize = jobs.iter().map(|j| j.batch.specs.len() * 44).sum();
+        let expected: usize = jobs
+            .iter()
+            .map(|j| j.batch.specs.len() * NEW_KEY_RANDOM_BYTES)
+            .sum();
         let rng = crate::crypto::BatchRandom::new(&*self.rng, expected);
         let outcome = self.shared.db().and_then(|db| {
             let txn = db.begin_write().map_err(unavailable)?;
