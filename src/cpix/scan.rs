@@ -201,6 +201,18 @@ impl<'a> Scanner<'a> {
         Ok(QName { full, colon })
     }
 
+    /// `open` again at the current position, when the bytes there are its
+    /// bytes followed by `>`: the name [`Self::name`] would read there.
+    fn repeated_name(&self, open: QName<'a>) -> Option<QName<'a>> {
+        let (start, len) = (self.pos, open.full.len());
+        let b = self.bytes();
+        let same = b.get(start..start + len) == Some(open.full.as_bytes());
+        (same && b.get(start + len) == Some(&b'>')).then(|| QName {
+            full: &self.text[start..start + len],
+            colon: open.colon,
+        })
+    }
+
     /// Finds `needle` from the current position and returns the text
     /// before it, leaving the position after it.
     fn until(&mut self, needle: &[u8], what: &str) -> Result<&'a str, CpixError> {
@@ -295,8 +307,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next token, `None` at the end of the text. A start tag's
-    /// attributes replace the contents of `attrs`.
-    pub fn next(&mut self, attrs: &mut Vec<RawAttr<'a>>) -> Result<Option<Token<'a>>, CpixError> {
+    /// attributes replace the contents of `attrs`. `open` is the name of
+    /// the innermost open element, if any: an end tag that repeats it
+    /// byte for byte, followed by `>`, is taken without scanning the name
+    /// again (the same name was checked at its start tag).
+    pub fn next(
+        &mut self,
+        attrs: &mut Vec<RawAttr<'a>>,
+        open: Option<QName<'a>>,
+    ) -> Result<Option<Token<'a>>, CpixError> {
         // Comments and processing instructions are skipped in this loop,
         // not by recursion: a document of nothing else must not grow the
         // stack.
@@ -315,6 +334,10 @@ impl<'a> Scanner<'a> {
             match rest.first() {
                 Some(b'/') => {
                     self.pos = start + 2;
+                    if let Some(name) = open.and_then(|q| self.repeated_name(q)) {
+                        self.pos += name.full.len() + 1;
+                        return Ok(Some(Token::End { name }));
+                    }
                     let name = self.name("an end tag")?;
                     self.skip_space();
                     if b.get(self.pos) != Some(&b'>') {
@@ -444,10 +467,22 @@ mod tests {
     }
 
     fn tokens(text: &str) -> Result<Vec<T<'_>>, CpixError> {
+        tokens_hinted(text, false)
+    }
+
+    /// The tokens of `text`; with `hint`, every call names the innermost
+    /// open start tag, as the tree builder does.
+    fn tokens_hinted(text: &str, hint: bool) -> Result<Vec<T<'_>>, CpixError> {
         let mut s = Scanner::new(text, 8);
         let mut attrs = Vec::new();
         let mut out = Vec::new();
-        while let Some(t) = s.next(&mut attrs)? {
+        let mut open: Vec<QName<'_>> = Vec::new();
+        while let Some(t) = s.next(&mut attrs, open.last().copied().filter(|_| hint))? {
+            match t {
+                Token::Start { name, empty: false } => open.push(name),
+                Token::End { .. } => _ = open.pop(),
+                _ => {}
+            }
             out.push(match t {
                 Token::Decl { encoding } => T::Decl(encoding),
                 Token::Start { name, empty } => T::Start(
@@ -493,12 +528,42 @@ mod tests {
         );
         assert_eq!(tokens("<e/>").unwrap(), vec![T::Start("e", true, vec![])]);
         let mut s = Scanner::new("<p:q/>", 8);
-        match s.next(&mut Vec::new()).unwrap() {
+        match s.next(&mut Vec::new(), None).unwrap() {
             Some(Token::Start { name, .. }) => {
                 assert_eq!((name.prefix(), name.local()), ("p", "q"));
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_end_tag_repeating_the_open_name_reads_as_when_scanned() {
+        for text in [
+            "<a:b><c/></a:b>",
+            "<a:b></a:b >",
+            "<a:b></a:bc>",
+            "<a:bc></a:b>",
+            "<a:b></x:b>",
+            "<ab></a>",
+            "<a></a",
+            "<a></a:>",
+            "<a></a/>",
+            "<a><b></b></a>",
+            "<a>t</a>",
+        ] {
+            assert_eq!(tokens_hinted(text, true), tokens(text), "{text:?}");
+        }
+        let mut s = Scanner::new("<p:q></p:q>", 8);
+        let Ok(Some(Token::Start { name: open, .. })) = s.next(&mut Vec::new(), None) else {
+            panic!("start tag");
+        };
+        match s.next(&mut Vec::new(), Some(open)).unwrap() {
+            Some(Token::End { name }) => {
+                assert_eq!((name.prefix(), name.local()), ("p", "q"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.position(), 11);
     }
 
     #[test]

@@ -627,7 +627,7 @@ fn start_element<'a>(
 /// formatting whitespace.
 struct Frame<'a> {
     el: Element,
-    qname: &'a str,
+    qname: QName<'a>,
     first_child: usize,
     pending: Cow<'a, str>,
 }
@@ -672,7 +672,7 @@ struct TreeBuilder<'a> {
 }
 
 impl<'a> TreeBuilder<'a> {
-    fn open(&mut self, el: Element, qname: &'a str, empty: bool) -> Result<(), CpixError> {
+    fn open(&mut self, el: Element, qname: QName<'a>, empty: bool) -> Result<(), CpixError> {
         self.count += 1;
         if self.count > self.limits.max_elements {
             return Err(CpixError::LimitExceeded {
@@ -715,10 +715,13 @@ impl<'a> TreeBuilder<'a> {
             .stack
             .pop()
             .ok_or_else(|| xml_err(pos, format!("unexpected end tag {qname}")))?;
-        if frame.qname != qname {
+        if frame.qname.full != qname {
             return Err(xml_err(
                 pos,
-                format!("end tag {qname} does not match start tag {}", frame.qname),
+                format!(
+                    "end tag {qname} does not match start tag {}",
+                    frame.qname.full
+                ),
             ));
         }
         self.scope.pop();
@@ -779,7 +782,8 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
     };
     loop {
         let pos = scanner.position();
-        let Some(token) = scanner.next(&mut attrs)? else {
+        let open = tree.stack.last().map(|f| f.qname);
+        let Some(token) = scanner.next(&mut attrs, open)? else {
             break;
         };
         match token {
@@ -794,7 +798,7 @@ pub fn parse_document(input: &[u8], limits: &Limits) -> Result<Element, CpixErro
             }
             Token::Start { name, empty } => {
                 let el = start_element(&mut tree.scope, name, &attrs, limits, pos)?;
-                tree.open(el, name.full, empty)?
+                tree.open(el, name, empty)?
             }
             Token::End { name } => tree.close(name.full, pos)?,
             Token::Text(raw) => {
