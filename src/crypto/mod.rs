@@ -263,19 +263,29 @@ pub struct MasterKey {
     #[zeroize(skip)]
     version: u32,
     key: [u8; 32],
+    /// The key's AES-256-GCM schedule, set up once instead of for every
+    /// record sealed or opened (about 840 instructions each time); the
+    /// `aes` crate's `zeroize` feature wipes its round keys on drop.
+    #[zeroize(skip)]
+    cipher: Aes256Gcm,
 }
 
 impl MasterKey {
     /// Wraps 32 key bytes under a version number.
     pub fn new(version: u32, key: [u8; 32]) -> Self {
-        MasterKey { version, key }
+        let cipher = Aes256Gcm::new((&key).into());
+        MasterKey {
+            version,
+            key,
+            cipher,
+        }
     }
 
     /// Draws a fresh master key.
     pub fn generate(version: u32, rng: &dyn SecureRandom) -> Self {
-        let mut key = [0u8; 32];
-        rng.fill(&mut key);
-        MasterKey { version, key }
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill(&mut key[..]);
+        MasterKey::new(version, *key)
     }
 
     /// The version recorded with every key it wraps.
@@ -292,13 +302,13 @@ impl MasterKey {
     /// ([`SEAL_OVERHEAD`] bytes more than the plaintext); `aad` is
     /// authenticated, not encrypted.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8], rng: &dyn SecureRandom) -> Vec<u8> {
-        let cipher = Aes256Gcm::new((&self.key).into());
         let mut nonce = [0u8; SEAL_NONCE_BYTES];
         rng.fill(&mut nonce);
         let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
         out.extend_from_slice(&nonce);
         // Encryption cannot fail for inputs of this size.
-        let ct = cipher
+        let ct = self
+            .cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -318,8 +328,7 @@ impl MasterKey {
             return None;
         }
         let (nonce, ct) = sealed.split_at(SEAL_NONCE_BYTES);
-        let cipher = Aes256Gcm::new((&self.key).into());
-        cipher
+        self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
             .ok()
             .map(zeroize::Zeroizing::new)
@@ -614,6 +623,60 @@ mod tests {
             .open(b"tenant/kid", &sealed)
             .is_none());
         assert_eq!(format!("{mk:?}"), "MasterKey(v7, ***)");
+    }
+
+    /// Nonces of zeros, for known answers.
+    struct Zeros;
+
+    impl SecureRandom for Zeros {
+        fn fill(&self, buf: &mut [u8]) {
+            buf.fill(0);
+        }
+    }
+
+    #[test]
+    fn master_key_envelopes_are_aes_256_gcm() {
+        // McGrew and Viega's GCM test case 14: zero key, IV and block.
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let sealed = MasterKey::new(1, [0; 32]).seal(b"", &[0; 16], &Zeros);
+        assert_eq!(
+            sealed,
+            unhex(
+                "000000000000000000000000\
+                 cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919"
+            )
+        );
+        // Key 00..1f, nonce 00..0b, with associated data, as Python's
+        // `cryptography` seals it.
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let nonce: Vec<u8> = (0..12).collect();
+        let expected = "3467b569a091e270e838b7e9c89d1d1ea3b7e950d012295c0951c5e7641d65c1\
+                        c937d6a15c6424e6eaf7f0bd5a1303bc";
+        let mut envelope = nonce.clone();
+        envelope.extend(unhex(expected));
+        let mk = MasterKey::new(2, key);
+        let plain = b"secret key bytes and iv 16 bytes";
+        assert_eq!(&mk.open(b"tenant/kid", &envelope).unwrap()[..], plain);
+        // A clone holds the same schedule.
+        assert_eq!(
+            &mk.clone().open(b"tenant/kid", &envelope).unwrap()[..],
+            plain
+        );
+        struct Counting(std::sync::atomic::AtomicU8);
+        impl SecureRandom for Counting {
+            fn fill(&self, buf: &mut [u8]) {
+                for b in buf {
+                    *b = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        let sealed = mk.seal(b"tenant/kid", plain, &Counting(Default::default()));
+        assert_eq!(sealed, envelope);
     }
 
     #[test]
