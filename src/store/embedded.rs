@@ -566,15 +566,21 @@ fn split_key(k: &[u8]) -> Result<(String, KeyId), StoreError> {
     Ok((tenant, kid))
 }
 
+/// The group's write transaction's two tables, opened once per group.
+struct GroupTables<'t> {
+    keys: redb::Table<'t, &'static [u8], &'static [u8]>,
+    index: redb::MultimapTable<'t, &'static [u8], &'static [u8]>,
+}
+
 /// Applies one batch inside the group's write transaction. Checks every
 /// KID first, so a conflicting batch writes nothing.
 fn apply(
-    txn: &redb::WriteTransaction,
+    tables: &mut GroupTables<'_>,
     ring: &Keyring,
     rng: &dyn SecureRandom,
     batch: &IssueBatch,
 ) -> Result<Issued, StoreError> {
-    let mut table = txn.open_table(KEYS).map_err(unavailable)?;
+    let GroupTables { keys: table, index } = tables;
     let mut existing = Vec::with_capacity(batch.specs.len());
     for spec in &batch.specs {
         let found = match table
@@ -587,7 +593,6 @@ fn apply(
         existing.push(found);
     }
     batch.check_bound(&existing)?;
-    let mut index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
     let content_key = content_key_of(&batch.tenant, &batch.content_id);
     let mut out = Vec::with_capacity(batch.specs.len());
     let mut created = 0;
@@ -689,17 +694,25 @@ impl Writer {
             // before anything is written (see `apply`); other errors abort
             // the whole group.
             let mut results = Vec::with_capacity(jobs.len());
-            for j in &jobs {
-                match apply(&txn, &self.shared.ring, &rng, &j.batch) {
-                    Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => {
-                        results.push(Err(e))
+            let applied = (|| {
+                let mut tables = GroupTables {
+                    keys: txn.open_table(KEYS).map_err(unavailable)?,
+                    index: txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?,
+                };
+                for j in &jobs {
+                    match apply(&mut tables, &self.shared.ring, &rng, &j.batch) {
+                        Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => {
+                            results.push(Err(e))
+                        }
+                        Err(e) => return Err(e),
+                        Ok(keys) => results.push(Ok(keys)),
                     }
-                    Err(e) => {
-                        let _ = txn.abort();
-                        return Err(e);
-                    }
-                    Ok(keys) => results.push(Ok(keys)),
                 }
+                Ok(())
+            })();
+            if let Err(e) = applied {
+                let _ = txn.abort();
+                return Err(e);
             }
             txn.commit().map_err(unavailable)?;
             Ok(results)
