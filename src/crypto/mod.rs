@@ -236,7 +236,8 @@ impl SecureRandom for SeededRandom {
 
 /// Encrypts one 16-byte block with AES-128 in ECB mode (no padding).
 pub fn aes128_ecb_encrypt_block(key: &ContentKey, block: &[u8; 16]) -> [u8; 16] {
-    let cipher = aes::Aes128::new(key.expose().into());
+    // The encryption schedule only: one block is encrypted, none decrypted.
+    let cipher = aes::Aes128Enc::new(key.expose().into());
     let mut b = aes::Block::clone_from_slice(block);
     cipher.encrypt_block(&mut b);
     let mut out = [0u8; 16];
