@@ -566,6 +566,24 @@ mod tests {
         assert_eq!(s.position(), 11);
     }
 
+    proptest::proptest! {
+        /// Documents pieced together from tags, names that share prefixes,
+        /// attributes and text scan to the same tokens, or the same error,
+        /// whether or not the open element's name is given.
+        #[test]
+        fn the_open_name_hint_never_changes_a_scan(
+            pieces in proptest::collection::vec(0..PIECES.len(), 0..40)
+        ) {
+            let text: String = pieces.iter().map(|&i| PIECES[i]).collect();
+            proptest::prop_assert_eq!(tokens_hinted(&text, true), tokens(&text));
+        }
+    }
+
+    const PIECES: [&str; 16] = [
+        "<a", "<a:b", "<ab", "</a", "</a:b", "</ab", "</a:", ">", "/>", " ", " x='1'", "a", "t",
+        "b", "<!--c-->", "&amp;",
+    ];
+
     #[test]
     fn malformed_tokens_are_refused() {
         for bad in [
