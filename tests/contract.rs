@@ -144,6 +144,16 @@ fn overlapping_ranges_are_answered() {
         rule(3, "HD", &["p1"], HD_OPEN),
     ];
     assert_eq!(outcome(&request(4, &["p0", "p1"], &rules)).0, "ok");
+    // ALL alone with one bare VideoFilter and one bare AudioFilter.
+    let all = [rule(0, "ALL", p, "<cpix:VideoFilter/><cpix:AudioFilter/>")];
+    assert_eq!(outcome(&request(1, p, &all)).0, "ok");
+    // A rule that names its period twice, or two periods, meets each once.
+    let rules = [
+        rule(0, "SD", &["p0", "p0"], SD),
+        rule(1, "SD", &["p1", "p1"], SD),
+        rule(2, "HD", &["p0", "p1", "p0"], HD_OPEN),
+    ];
+    assert_eq!(outcome(&request(3, &["p0", "p1"], &rules)).0, "ok");
 }
 
 #[test]
@@ -218,6 +228,56 @@ fn what_the_table_calls_malformed_is_refused() {
                 2,
                 p,
                 &[rule(0, "SD", p, SD), rule(1, "HD", &["p9"], HD_OPEN)],
+            ),
+        ),
+        (
+            "ALL with two VideoFilters",
+            request(
+                1,
+                p,
+                &[rule(
+                    0,
+                    "ALL",
+                    p,
+                    "<cpix:VideoFilter/><cpix:VideoFilter/><cpix:AudioFilter/>",
+                )],
+            ),
+        ),
+        (
+            "ALL with two AudioFilters",
+            request(
+                1,
+                p,
+                &[rule(
+                    0,
+                    "ALL",
+                    p,
+                    "<cpix:VideoFilter/><cpix:AudioFilter/><cpix:AudioFilter/>",
+                )],
+            ),
+        ),
+        (
+            "ALL with a constraining filter",
+            request(
+                1,
+                p,
+                &[rule(0, "ALL", p, &format!("{SD}<cpix:AudioFilter/>"))],
+            ),
+        ),
+        (
+            "ALL without an AudioFilter",
+            request(1, p, &[rule(0, "ALL", p, "<cpix:VideoFilter/>")]),
+        ),
+        (
+            "a key with two rules in one period, named twice by one of them",
+            request(
+                2,
+                &["p0", "p1"],
+                &[
+                    rule(0, "SD", &["p1", "p0", "p1"], SD),
+                    rule(0, "HD", &["p0"], HD_OPEN),
+                    rule(1, "A", &["p0", "p1"], STEREO),
+                ],
             ),
         ),
         (

@@ -43,24 +43,26 @@ fn check_rule(i: usize, v: &UsageRuleView<'_>, track: &str) -> Result<(), SpekeE
             _ => {}
         }
     }
-    let videos: Vec<&VideoFilter> = v.video_filters().collect();
-    let audios: Vec<&AudioFilter> = v.audio_filters().collect();
-    if videos.is_empty() && audios.is_empty() {
+    // The first filter of each kind, and whether there is a second.
+    let (mut videos, mut audios) = (v.video_filters(), v.audio_filters());
+    let (video, audio) = (videos.next(), audios.next());
+    if video.is_none() && audio.is_none() {
         return Err(malformed(format!(
             "rule {i} ({track}) has no VideoFilter or AudioFilter"
         )));
     }
     if track == "ALL" {
-        let bare =
-            videos.len() == 1 && audios.len() == 1 && videos[0].is_bare() && audios[0].is_bare();
+        let bare = video.is_some_and(VideoFilter::is_bare)
+            && audio.is_some_and(AudioFilter::is_bare)
+            && videos.next().is_none()
+            && audios.next().is_none();
         if !bare {
             return Err(malformed(format!(
                 "rule {i}: intendedTrackType ALL needs exactly one VideoFilter and one AudioFilter without attributes"
             )));
         }
-    } else if !audios.is_empty()
-        && videos
-            .iter()
+    } else if audio.is_some()
+        && v.video_filters()
             .any(|f| f.max_pixels.is_none_or(|m| m > HD_MAX_PIXELS))
     {
         return Err(SpekeError::ContractNotSupported(format!(
@@ -184,8 +186,13 @@ pub fn check(doc: &Document) -> Result<Vec<UsageRuleView<'_>>, SpekeError> {
     }
     let mut by_period: BTreeMap<&str, Coexisting<'_>> = BTreeMap::new();
     for (i, v) in views.iter().enumerate().filter(|_| has_periods) {
+        // A rule names one period, nearly always: a set of the ones seen is
+        // needed (and allocated) only from the second on.
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for p in v.period_ids().filter(|p| seen.insert(p)) {
+        let mut ids = v.period_ids();
+        let first = ids.next();
+        let rest = ids.filter(|p| Some(*p) != first && seen.insert(p));
+        for p in first.into_iter().chain(rest) {
             everywhere.check(i + 1, tracks[i], v.kid)?;
             by_period
                 .entry(p)
