@@ -566,21 +566,37 @@ fn split_key(k: &[u8]) -> Result<(String, KeyId), StoreError> {
     Ok((tenant, kid))
 }
 
-/// The group's write transaction's two tables, opened once per group.
-struct GroupTables<'t> {
-    keys: redb::Table<'t, &'static [u8], &'static [u8]>,
-    index: redb::MultimapTable<'t, &'static [u8], &'static [u8]>,
+/// Applies every job's batch in the group's write transaction, the key
+/// table and the content index opened once for all of them. A conflicting
+/// or corrupt batch gets its own error; any other error fails the group.
+fn apply_group(
+    txn: &redb::WriteTransaction,
+    ring: &Keyring,
+    rng: &dyn SecureRandom,
+    jobs: &[Job],
+) -> Result<Vec<Result<Issued, StoreError>>, StoreError> {
+    let mut table = txn.open_table(KEYS).map_err(unavailable)?;
+    let mut index = txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        match apply(&mut table, &mut index, ring, rng, &j.batch) {
+            Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => results.push(Err(e)),
+            Err(e) => return Err(e),
+            Ok(keys) => results.push(Ok(keys)),
+        }
+    }
+    Ok(results)
 }
 
 /// Applies one batch inside the group's write transaction. Checks every
 /// KID first, so a conflicting batch writes nothing.
 fn apply(
-    tables: &mut GroupTables<'_>,
+    table: &mut redb::Table<&[u8], &[u8]>,
+    index: &mut redb::MultimapTable<&[u8], &[u8]>,
     ring: &Keyring,
     rng: &dyn SecureRandom,
     batch: &IssueBatch,
 ) -> Result<Issued, StoreError> {
-    let GroupTables { keys: table, index } = tables;
     let mut existing = Vec::with_capacity(batch.specs.len());
     for spec in &batch.specs {
         let found = match table
@@ -693,29 +709,16 @@ impl Writer {
             // A failing batch must leave no trace, so conflicts are detected
             // before anything is written (see `apply`); other errors abort
             // the whole group.
-            let mut results = Vec::with_capacity(jobs.len());
-            let applied = (|| {
-                let mut tables = GroupTables {
-                    keys: txn.open_table(KEYS).map_err(unavailable)?,
-                    index: txn.open_multimap_table(BY_CONTENT).map_err(unavailable)?,
-                };
-                for j in &jobs {
-                    match apply(&mut tables, &self.shared.ring, &rng, &j.batch) {
-                        Err(e @ (StoreError::Conflict { .. } | StoreError::Corrupt(_))) => {
-                            results.push(Err(e))
-                        }
-                        Err(e) => return Err(e),
-                        Ok(keys) => results.push(Ok(keys)),
-                    }
+            match apply_group(&txn, &self.shared.ring, &rng, &jobs) {
+                Ok(results) => {
+                    txn.commit().map_err(unavailable)?;
+                    Ok(results)
                 }
-                Ok(())
-            })();
-            if let Err(e) = applied {
-                let _ = txn.abort();
-                return Err(e);
+                Err(e) => {
+                    let _ = txn.abort();
+                    Err(e)
+                }
             }
-            txn.commit().map_err(unavailable)?;
-            Ok(results)
         });
         match outcome {
             Ok(results) => {
