@@ -258,8 +258,9 @@ pub fn random_iv(rng: &dyn SecureRandom, key: &ContentKey) -> [u8; 16] {
 }
 
 /// A 256-bit master key that wraps stored content keys, with its version.
-/// Zeroized on drop; `Debug` prints `***`.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+/// Zeroized on drop; `Debug` prints `***`. Not `Zeroize`: wiping the key
+/// in place would leave its cipher able to seal and open.
+#[derive(Clone, ZeroizeOnDrop)]
 pub struct MasterKey {
     #[zeroize(skip)]
     version: u32,
