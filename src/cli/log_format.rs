@@ -143,27 +143,17 @@ impl Second {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` for seconds since 1970 (proleptic Gregorian, UTC;
-/// a year past 9999 is written `+10000`, as `tracing-subscriber` does).
+/// `YYYY-MM-DDTHH:MM:SS` for seconds since 1970: [`crate::clock::rfc3339`]
+/// without its `Z`, and a year past 9999 written `+10000`, as
+/// `tracing-subscriber` does.
 fn civil_time(out: &mut String, secs: u64) {
-    let rem = secs % 86_400;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let (year, month, day) = crate::clock::civil_from_days(days);
-    if year > 9999 {
-        let _ = write!(out, "+{year}");
-    } else {
-        push_padded(out, year.unsigned_abs(), 4);
+    let text = crate::clock::rfc3339(secs);
+    let text = text.strip_suffix('Z').unwrap_or(&text);
+    // `YYYY-MM-DDTHH:MM:SS` is 19 bytes; more means a longer year.
+    if text.len() > 19 {
+        out.push('+');
     }
-    for (sep, v) in [
-        ('-', u64::from(month)),
-        ('-', u64::from(day)),
-        ('T', rem / 3_600),
-        (':', rem / 60 % 60),
-        (':', rem % 60),
-    ] {
-        out.push(sep);
-        push_padded(out, v, 2);
-    }
+    out.push_str(text);
 }
 
 /// Appends `v` in decimal, zero-padded to `width` digits.
